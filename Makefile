@@ -1,0 +1,32 @@
+# Speech to Face - the two commands of the README are `make demo` and `make test`.
+PYTHON_BASE ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := espeak-ng sox
+
+.PHONY: setup system-packages demo test clean
+
+# System packages the tests need (the corpus tests drive espeak-ng); root on CI machines.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; fi
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+setup: system-packages $(VENV)/.installed
+
+# Main job: bake the bundled sample speech onto the bundled FLAME head -> out/demo.blend
+demo: setup
+	$(PY) tools/demo.py --out out/demo.blend
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) out build dist

@@ -1,0 +1,130 @@
+"""Audio loading: any rate, mono or stereo, WAV/FLAC/OGG -> 16 kHz mono float32.
+
+soundfile reads every format when it is installed; inside stock Blender (no soundfile) the
+standard-library ``wave`` module reads PCM WAV, and the add-on passes samples it decoded with
+Blender's own audio library. Resampling is a windowed-sinc polyphase filter in numpy, so it
+is anti-aliased without scipy.
+"""
+
+from __future__ import annotations
+
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+SAMPLE_RATE = 16000
+
+
+def load_audio(source, sample_rate: int | None = None) -> np.ndarray:
+    """16 kHz mono float32 samples from a path, or from an array with its ``sample_rate``."""
+    if isinstance(source, (str, Path)):
+        samples, rate = read_file(source)
+    else:
+        if sample_rate is None:
+            raise AudioError("Audio samples were given without their sample rate.")
+        samples, rate = np.asarray(source), int(sample_rate)
+    mono = to_mono(samples)
+    if mono.size == 0:
+        raise AudioError("The audio is empty (no samples).")
+    if not np.isfinite(mono).all():
+        raise AudioError("The audio contains NaN or infinite samples.")
+    return resample(mono, rate, SAMPLE_RATE)
+
+
+def read_file(path) -> tuple[np.ndarray, int]:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"Audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"Audio file is empty: {path}")
+    try:
+        import soundfile
+    except ImportError:
+        soundfile = None
+    if soundfile is not None:
+        try:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
+        except Exception as exc:  # soundfile raises several types for bad files
+            raise AudioError(f"Cannot read audio {path.name}: {exc}") from None
+        return data, int(rate)
+    if path.suffix.lower() != ".wav":
+        raise AudioError(
+            f"Cannot read {path.name}: without the soundfile package only WAV files can be read here."
+        )
+    return _read_wav(path)
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        with wave.open(str(path), "rb") as fh:
+            rate, channels, width = fh.getframerate(), fh.getnchannels(), fh.getsampwidth()
+            raw = fh.readframes(fh.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise AudioError(f"Cannot read WAV {path.name}: {exc}") from None
+    if width == 1:
+        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        data = (np.where(ints & 0x800000, ints - (1 << 24), ints)).astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        data = np.frombuffer(raw, "<i4").astype(np.float32) / float(1 << 31)
+    else:
+        raise AudioError(f"{path.name}: unsupported WAV sample width {width} bytes.")
+    return data.reshape(-1, channels), rate
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    x = np.asarray(samples)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / float(max(-np.iinfo(x.dtype).min, np.iinfo(x.dtype).max))
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        # (frames, channels) as soundfile gives; a (channels, frames) array has few rows.
+        x = x.mean(axis=1) if x.shape[1] <= x.shape[0] else x.mean(axis=0)
+    elif x.ndim != 1:
+        raise AudioError(f"Audio must be 1-D (mono) or 2-D (frames, channels); got shape {x.shape}.")
+    return x
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 32) -> np.ndarray:
+    """Band-limited resampling: Kaiser-windowed sinc, cut-off at the lower Nyquist rate."""
+    if rate_in <= 0 or rate_out <= 0:
+        raise AudioError(f"Invalid sample rate {rate_in} -> {rate_out}.")
+    x = np.asarray(x, np.float32)
+    if rate_in == rate_out:
+        return x.copy()
+    ratio = Fraction(int(rate_out), int(rate_in))
+    up, down = ratio.numerator, ratio.denominator
+    n_out = int(np.ceil(len(x) * up / down))
+    cutoff = min(1.0, up / down)  # fraction of the input Nyquist that survives
+    half = int(np.ceil(zero_crossings / cutoff))
+    taps = np.arange(-half, half + 1)
+    padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(half + 2, np.float32)])
+    # Output k sits at input position k*down/up; its taps depend only on the phase (k*down) % up,
+    # so each of the `up` filters is built once.
+    filters = {}
+    out = np.empty(n_out, np.float32)
+    block = 1 << 15  # bounds memory: block x taps gather
+    for start in range(0, n_out, block):
+        k = np.arange(start, min(n_out, start + block))
+        base, phase = np.divmod(k * down, up)
+        for p in np.unique(phase):
+            if p not in filters:
+                t = taps - p / up
+                window = np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(8.0)
+                filters[p] = (cutoff * np.sinc(cutoff * t) * window).astype(np.float32)
+            sel = np.flatnonzero(phase == p)
+            idx = base[sel, None] + taps[None, :] + half + 1
+            out[k[sel]] = padded[idx] @ filters[p]
+    return out
+
+
+def duration_seconds(samples16k: np.ndarray) -> float:
+    return len(samples16k) / float(SAMPLE_RATE)

@@ -1,0 +1,74 @@
+"""The paper's training losses (Eqs. 2-9), in torch.
+
+All operate on displacements from the neutral pose, shaped (B, T, K, 3) for S2L (K = 68)
+and (B, K, 3) for S2D (K = 5023). The lambda defaults are the paper's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import flame
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over every coordinate."""
+    return ((pred - target) ** 2).mean()
+
+
+def mouth_loss(pred: torch.Tensor, target: torch.Tensor, mouth=flame.MOUTH_LANDMARKS) -> torch.Tensor:
+    """Reconstruction restricted to the mouth: lower jaw contour (5-12) and lips (48-67)."""
+    idx = list(mouth)
+    return ((pred[..., idx, :] - target[..., idx, :]) ** 2).mean()
+
+
+def velocity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of frame-to-frame motion (time is dim 1): keeps the motion smooth."""
+    return (((pred[:, 1:] - pred[:, :-1]) - (target[:, 1:] - target[:, :-1])) ** 2).mean()
+
+
+def cosine_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The paper's Cosine Loss: mean of 1 - cos(angle) between predicted and true motion vectors."""
+    return (1.0 - F.cosine_similarity(pred, target, dim=-1, eps=eps)).mean()
+
+
+def weighted_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per-vertex squared error weighted by w_v (sum 1), summed over vertices, mean over the rest."""
+    per_vertex = (pred - target) ** 2                     # (B, V, 3)
+    return torch.einsum("v,bvc->bc", weights.to(pred.dtype), per_vertex).mean()
+
+
+def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
+    """S2D's w_v = 1 / (distance from vertex v to its nearest landmark), normalised to sum 1.
+
+    Distances are clamped at ``min_distance`` (1 mm) so vertices lying on a landmark do not get
+    an unbounded weight.
+    """
+    d = np.maximum(flame.load_topology().landmark_distances(), min_distance)
+    w = 1.0 / d
+    return (w / w.sum()).astype(np.float32)
+
+
+def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0) -> tuple[torch.Tensor, dict]:
+    """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity. Returns (total, parts)."""
+    parts = {
+        "rec": reconstruction_loss(pred, target),
+        "mouth": mouth_loss(pred, target),
+        "cosine": cosine_loss(pred, target),
+        "velocity": velocity_loss(pred, target),
+    }
+    total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]
+    return total, {k: float(v) for k, v in parts.items()}
+
+
+def s2d_loss(pred, target, weights, rec=0.1, cosine=1e-4, weighted=1.0) -> tuple[torch.Tensor, dict]:
+    """S2D objective: 0.1 rec + 1e-4 cosine + 1 weighted. Returns (total, parts)."""
+    parts = {
+        "rec": reconstruction_loss(pred, target),
+        "cosine": cosine_loss(pred, target),
+        "weighted": weighted_loss(pred, target, weights),
+    }
+    total = rec * parts["rec"] + cosine * parts["cosine"] + weighted * parts["weighted"]
+    return total, {k: float(v) for k, v in parts.items()}

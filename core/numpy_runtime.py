@@ -1,0 +1,177 @@
+"""Inference of S2L and S2D in pure numpy, so the add-on runs in stock Blender.
+
+Mirrors ``core.s2l.S2L`` and ``core.s2d.S2D`` operation for operation, reading the same
+parameter names as their torch ``state_dict``; parity tests keep the two equal. Configs are
+plain dicts with the fields of S2LConfig / S2DConfig (torch is not importable here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import framerate
+from .mesh_hierarchy import MeshHierarchy, load_hierarchy
+
+S2L_DEFAULTS = dict(encoder="hama", input_dim=191, encoder_rate=50.0, frontend_channels=0,
+                    frontend_layers=2, frontend_kernel=5, hidden_size=64, num_layers=3,
+                    dropout=0.2, num_landmarks=68)
+S2D_DEFAULTS = dict(num_landmarks=68, filters=[128, 64, 32, 32, 16, 3], activation="elu")
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+# ---------------------------------------------------------------------------------------- S2L
+
+def s2l_parameter_shapes(config: dict) -> dict:
+    c = {**S2L_DEFAULTS, **config}
+    shapes = {"feature_mean": (c["input_dim"],), "feature_std": (c["input_dim"],)}
+    width = c["input_dim"]
+    for i in range(c["frontend_layers"] if c["frontend_channels"] else 0):
+        shapes[f"frontend.{2 * i}.weight"] = (c["frontend_channels"], width, c["frontend_kernel"])
+        shapes[f"frontend.{2 * i}.bias"] = (c["frontend_channels"],)
+        width = c["frontend_channels"]
+    h = c["hidden_size"]
+    for layer in range(c["num_layers"]):
+        n_in = width if layer == 0 else 2 * h
+        for sfx in ("", "_reverse"):
+            shapes[f"lstm.weight_ih_l{layer}{sfx}"] = (4 * h, n_in)
+            shapes[f"lstm.weight_hh_l{layer}{sfx}"] = (4 * h, h)
+            shapes[f"lstm.bias_ih_l{layer}{sfx}"] = (4 * h,)
+            shapes[f"lstm.bias_hh_l{layer}{sfx}"] = (4 * h,)
+    shapes["output.weight"] = (c["num_landmarks"] * 3, 2 * h)
+    shapes["output.bias"] = (c["num_landmarks"] * 3,)
+    return shapes
+
+
+class NumpyS2L:
+    def __init__(self, config: dict, state: dict):
+        self.config = c = {**S2L_DEFAULTS, **config}
+        _check_state("S2L", s2l_parameter_shapes(c), state)
+        self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
+
+    def __call__(self, features: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+        """(T_enc, input_dim) features -> (num_frames, 68, 3) landmark displacements."""
+        c, p = self.config, self.p
+        x = (np.asarray(features, np.float32) - p["feature_mean"]) / p["feature_std"]
+        for i in range(c["frontend_layers"] if c["frontend_channels"] else 0):
+            x = _gelu_tanh(_conv1d_same(x, p[f"frontend.{2 * i}.weight"], p[f"frontend.{2 * i}.bias"]))
+        x = framerate.resample_frames(x, c["encoder_rate"], fps, num_frames)
+        for layer in range(c["num_layers"]):
+            fwd = self._lstm_direction(x, layer, "", reverse=False)
+            bwd = self._lstm_direction(x, layer, "_reverse", reverse=True)
+            x = np.concatenate([fwd, bwd], axis=1)
+        out = x @ p["output.weight"].T + p["output.bias"]
+        return out.reshape(num_frames, c["num_landmarks"], 3)
+
+    def _lstm_direction(self, x: np.ndarray, layer: int, sfx: str, reverse: bool) -> np.ndarray:
+        p, h = self.p, self.config["hidden_size"]
+        # Input projections for all steps at once; only the recurrence is sequential.
+        gates_x = x @ p[f"lstm.weight_ih_l{layer}{sfx}"].T + p[f"lstm.bias_ih_l{layer}{sfx}"] + p[f"lstm.bias_hh_l{layer}{sfx}"]
+        w_hh = p[f"lstm.weight_hh_l{layer}{sfx}"].T
+        hidden = np.zeros(h, np.float32)
+        cell = np.zeros(h, np.float32)
+        out = np.empty((len(x), h), np.float32)
+        steps = range(len(x) - 1, -1, -1) if reverse else range(len(x))
+        for t in steps:
+            g = gates_x[t] + hidden @ w_hh           # torch gate order: input, forget, cell, output
+            i, f, o = _sigmoid(g[:h]), _sigmoid(g[h:2 * h]), _sigmoid(g[3 * h:])
+            cell = f * cell + i * np.tanh(g[2 * h:3 * h])
+            hidden = o * np.tanh(cell)
+            out[t] = hidden
+        return out
+
+
+def _conv1d_same(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """torch Conv1d with padding k//2 on (T, C_in) -> (T, C_out)."""
+    out_c, in_c, k = weight.shape
+    pad = k // 2
+    xp = np.pad(x, ((pad, pad), (0, 0)))
+    cols = np.stack([xp[j:j + len(x)] for j in range(k)], axis=1)   # (T, k, C_in)
+    w = weight.transpose(0, 2, 1).reshape(out_c, k * in_c)
+    return cols.reshape(len(x), k * in_c) @ w.T + bias
+
+
+# ---------------------------------------------------------------------------------------- S2D
+
+def s2d_parameter_shapes(config: dict, hierarchy: MeshHierarchy | None = None) -> dict:
+    c = {**S2D_DEFAULTS, **config}
+    h = hierarchy or load_hierarchy()
+    levels = len(h.level_sizes)
+    f = c["filters"]
+    shapes = {"fc.weight": (int(h.level_sizes[-1]) * f[0], c["num_landmarks"] * 3),
+              "fc.bias": (int(h.level_sizes[-1]) * f[0],)}
+    for i, level in enumerate(range(levels - 1, -1, -1)):
+        shapes[f"convs.{i}.linear.weight"] = (f[i + 1], f[i] * h.spirals[level].shape[1])
+        shapes[f"convs.{i}.linear.bias"] = (f[i + 1],)
+    return shapes
+
+
+class NumpyS2D:
+    def __init__(self, config: dict, state: dict, hierarchy: MeshHierarchy | None = None):
+        self.config = c = {**S2D_DEFAULTS, **config}
+        self.h = hierarchy or load_hierarchy()
+        _check_state("S2D", s2d_parameter_shapes(c, self.h), state)
+        self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
+        levels = len(self.h.level_sizes)
+        self.levels = list(range(levels - 1, -1, -1))
+        self.ups = [(self.h.up_index[level - 1], self.h.up_weight[level - 1]) for level in self.levels if level > 0]
+
+    def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        """(B, 68, 3) -> (B, 5023, 3) vertex displacements."""
+        p, f = self.p, self.config["filters"]
+        b = landmark_displacements.shape[0]
+        x = landmark_displacements.reshape(b, -1).astype(np.float32) @ p["fc.weight"].T + p["fc.bias"]
+        x = x.reshape(b, int(self.h.level_sizes[-1]), f[0])
+        for i, level in enumerate(self.levels):
+            spiral = self.h.spirals[level]
+            gathered = x[:, spiral.reshape(-1)].reshape(b, spiral.shape[0], -1)
+            x = gathered @ p[f"convs.{i}.linear.weight"].T + p[f"convs.{i}.linear.bias"]
+            if i < len(self.ups):
+                index, weight = self.ups[i]
+                x = _elu(x) if self.config["activation"] == "elu" else np.maximum(x, 0)
+                x = np.einsum("bnkc,nk->bnc", x[:, index], weight.astype(np.float32))
+        return x
+
+
+# ------------------------------------------------------------------------------------- shared
+
+def _check_state(what: str, shapes: dict, state: dict) -> None:
+    from .errors import WeightsError
+    missing = sorted(set(shapes) - set(state))
+    if missing:
+        raise WeightsError(f"{what} weights lack {len(missing)} parameters (e.g. {missing[0]}).")
+    for name, shape in shapes.items():
+        if tuple(np.shape(state[name])) != tuple(shape):
+            raise WeightsError(f"{what} parameter {name} has shape {np.shape(state[name])}, expected {shape}.")
+
+
+def random_state(shapes: dict, seed: int = 0) -> dict:
+    """Random-initialised parameters like torch's defaults (uniform +-1/sqrt(fan_in)).
+
+    Used only for tests and for running the pipeline before trained weights exist; such
+    networks are always reported as random, never as trained.
+    """
+    rng = np.random.default_rng(seed)
+    state = {}
+    for name, shape in shapes.items():
+        if name == "feature_mean":
+            state[name] = np.zeros(shape, np.float32)
+        elif name == "feature_std":
+            state[name] = np.ones(shape, np.float32)
+        else:
+            fan_in = shape[1] * (shape[2] if len(shape) > 2 else 1) if len(shape) > 1 else shape[0]
+            if "lstm" in name:
+                fan_in = shape[0] // 4  # torch's LSTM init uses 1/sqrt(hidden_size)
+            bound = 1.0 / np.sqrt(fan_in)
+            state[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+    return state

@@ -1,0 +1,71 @@
+"""S2L (Speech2Landmarks): speech features -> displacements of the 68 landmarks, every frame.
+
+Paper, Sec. 3.1: a pretrained speech encoder, its frames linearly resampled to the animation
+rate, a 3-layer bidirectional LSTM (hidden 64, dropout 0.2) and a linear layer that outputs
+the 68x3 landmark displacements from the neutral pose.
+
+The frozen part of each encoder (hama posteriors, log-mel, wav2vec 2.0 states) lives in
+``core.encoders``; this module holds what is trained: feature normalisation, the optional
+trainable front end (the ``mel`` encoder's small 1-D conv stack), the BiLSTM and the output
+layer. ``core.numpy_runtime`` mirrors it exactly for inference in stock Blender.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from . import framerate
+
+
+@dataclass
+class S2LConfig:
+    encoder: str = "hama"          # name of the speech encoder in core.encoders
+    input_dim: int = 191           # encoder feature size (hama: 191 IPA log-posteriors)
+    encoder_rate: float = 50.0     # encoder frames per second
+    frontend_channels: int = 0     # >0: trainable 1-D conv stack before resampling (mel)
+    frontend_layers: int = 2
+    frontend_kernel: int = 5
+    hidden_size: int = 64
+    num_layers: int = 3
+    dropout: float = 0.2
+    num_landmarks: int = 68
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class S2L(nn.Module):
+    def __init__(self, config: S2LConfig):
+        super().__init__()
+        self.config = c = config
+        # Feature normalisation measured on the training corpus (identity until trained).
+        self.register_buffer("feature_mean", torch.zeros(c.input_dim))
+        self.register_buffer("feature_std", torch.ones(c.input_dim))
+        layers, width = [], c.input_dim
+        for _ in range(c.frontend_layers if c.frontend_channels else 0):
+            layers += [nn.Conv1d(width, c.frontend_channels, c.frontend_kernel, padding=c.frontend_kernel // 2), nn.GELU(approximate="tanh")]
+            width = c.frontend_channels
+        self.frontend = nn.Sequential(*layers)
+        self.lstm = nn.LSTM(width, c.hidden_size, num_layers=c.num_layers, batch_first=True,
+                            bidirectional=True, dropout=c.dropout)
+        self.output = nn.Linear(2 * c.hidden_size, c.num_landmarks * 3)
+
+    def forward(self, features: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+        """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements."""
+        x = (features - self.feature_mean) / self.feature_std
+        if len(self.frontend):
+            x = self.frontend(x.transpose(1, 2)).transpose(1, 2)
+        x = resample_frames(x, self.config.encoder_rate, fps, num_frames)
+        x, _ = self.lstm(x)
+        return self.output(x).view(x.shape[0], num_frames, self.config.num_landmarks, 3)
+
+
+def resample_frames(x: torch.Tensor, source_rate: float, fps: float, num_frames: int) -> torch.Tensor:
+    """Linear interpolation of (B, T, C) frames to ``num_frames`` at ``fps`` (differentiable)."""
+    lo, hi, w = framerate.interpolation_weights(x.shape[1], source_rate, num_frames, fps)
+    lo, hi = torch.from_numpy(lo).to(x.device), torch.from_numpy(hi).to(x.device)
+    w = torch.from_numpy(w).to(x.device, x.dtype)[None, :, None]
+    return (1 - w) * x[:, lo] + w * x[:, hi]
