@@ -128,3 +128,34 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
 
 def duration_seconds(samples16k: np.ndarray) -> float:
     return len(samples16k) / float(SAMPLE_RATE)
+
+
+SPEECH_LEVEL = 0.05      # RMS of the loud (speech) frames after normalisation, about -26 dBFS
+MAX_GAIN = 100.0         # +40 dB at most, so near-silence is not blown up into noise
+
+
+def normalise_loudness(x: np.ndarray) -> np.ndarray:
+    """Scale a whole clip so its speech sits at a fixed level (the encoders are level-sensitive).
+
+    The level is the 90th percentile of 20 ms frame RMS, i.e. that of voiced speech whatever
+    the share of pauses. Computed once per clip, before any chunking, in training and inference
+    alike.
+    """
+    x = np.asarray(x, np.float32)
+    n = len(x) // 320
+    if n == 0:
+        return x.copy()
+    rms = np.sqrt(np.mean(x[: n * 320].reshape(n, 320).astype(np.float64) ** 2, axis=1))
+    level = float(np.percentile(rms, 90))
+    if level <= 1e-8:
+        return x.copy()
+    gain = min(MAX_GAIN, SPEECH_LEVEL / level)
+    return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+
+
+def is_silent(x: np.ndarray, threshold: float = 1e-3) -> bool:
+    """True when no 20 ms frame rises above ``threshold`` RMS (about -60 dBFS)."""
+    x = np.asarray(x, np.float32)
+    n = max(1, len(x) // 320)
+    frames = np.resize(x, n * 320).reshape(n, 320) if len(x) >= 320 else x[None]
+    return float(np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1)).max()) < threshold

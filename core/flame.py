@@ -47,7 +47,7 @@ class FlameTopology:
     faces: np.ndarray          # (9976, 3) int32
     template: np.ndarray       # (5023, 3) float32, metres, Y up, face looking +Z
     lmk_face_idx: np.ndarray   # (68,) int32: the triangle each landmark lies on
-    lmk_b_coords: np.ndarray   # (68, 3) float32: barycentric coordinates in that triangle
+    lmk_b_coords: np.ndarray   # (68, 3) float64: barycentric coordinates in that triangle
     regions: dict = field(default_factory=dict)
 
     def landmarks(self, vertices: np.ndarray) -> np.ndarray:
@@ -78,10 +78,16 @@ def load_topology() -> FlameTopology:
             faces=data["faces"].astype(np.int32),
             template=data["template"].astype(np.float32),
             lmk_face_idx=data["lmk_face_idx"].astype(np.int32),
-            lmk_b_coords=data["lmk_b_coords"].astype(np.float32),
+            # Renormalised in float64: float32 coordinates summing to 1 - 6e-8 would break the
+            # exact equivariance of landmarks under translation that alignment relies on.
+            lmk_b_coords=_normalise_rows(data["lmk_b_coords"].astype(np.float64)),
         )
     object.__setattr__(topo, "regions", _derive_regions(topo))
     return topo
+
+
+def _normalise_rows(b: np.ndarray) -> np.ndarray:
+    return b / b.sum(axis=1, keepdims=True)
 
 
 def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:

@@ -20,17 +20,23 @@ def num_frames(duration_seconds: float, fps: float) -> int:
     return max(1, math.ceil(duration_seconds * fps - 1e-6))
 
 
-def interpolation_weights(n_source: int, source_rate: float, n_target: int, fps: float):
-    """Indices (lo, hi) and weight w so target = (1 - w) * src[lo] + w * src[hi]."""
-    t = np.arange(n_target, dtype=np.float64) / fps          # target frame times
+def interpolation_weights(n_source: int, source_rate: float, n_target: int, fps: float,
+                          offset: float = 0.0):
+    """Indices (lo, hi) and weight w so target = (1 - w) * src[lo] + w * src[hi].
+
+    Target frame k is at ``offset + k / fps`` seconds of the source's time line (an offset lets
+    a chunk of audio cut on the encoder's frame grid serve frames that start between grid points).
+    """
+    t = offset + np.arange(n_target, dtype=np.float64) / fps  # target frame times
     pos = np.clip(t * source_rate - 0.5, 0.0, n_source - 1)  # fractional source index
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, n_source - 1)
     return lo, hi, (pos - lo)
 
 
-def resample_frames(features: np.ndarray, source_rate: float, fps: float, n_target: int) -> np.ndarray:
+def resample_frames(features: np.ndarray, source_rate: float, fps: float, n_target: int,
+                    offset: float = 0.0) -> np.ndarray:
     """(T_src, C) features at ``source_rate`` -> (n_target, C) at ``fps`` (numpy)."""
-    lo, hi, w = interpolation_weights(len(features), source_rate, n_target, fps)
+    lo, hi, w = interpolation_weights(len(features), source_rate, n_target, fps, offset)
     w = w[:, None].astype(features.dtype)
     return (1 - w) * features[lo] + w * features[hi]

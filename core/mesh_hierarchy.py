@@ -111,7 +111,8 @@ def _load(path: Path) -> MeshHierarchy:
         levels = range(len(sizes))
         up_index, up_weight = [], []
         for l in levels[:-1]:
-            idx, w = _coo_to_rows(arrays[f"up_{l}_rows"], arrays[f"up_{l}_cols"], arrays[f"up_{l}_vals"], sizes[l])
+            idx, w = _coo_to_rows(arrays[f"up_{l}_rows"], arrays[f"up_{l}_cols"],
+                                  arrays[f"up_{l}_vals"], sizes[l])
             up_index.append(idx)
             up_weight.append(w)
         h = MeshHierarchy(

@@ -59,13 +59,13 @@ class NumpyS2L:
         _check_state("S2L", s2l_parameter_shapes(c), state)
         self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
 
-    def __call__(self, features: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
         """(T_enc, input_dim) features -> (num_frames, 68, 3) landmark displacements."""
         c, p = self.config, self.p
         x = (np.asarray(features, np.float32) - p["feature_mean"]) / p["feature_std"]
         for i in range(c["frontend_layers"] if c["frontend_channels"] else 0):
             x = _gelu_tanh(_conv1d_same(x, p[f"frontend.{2 * i}.weight"], p[f"frontend.{2 * i}.bias"]))
-        x = framerate.resample_frames(x, c["encoder_rate"], fps, num_frames)
+        x = framerate.resample_frames(x, c["encoder_rate"], fps, num_frames, offset)
         for layer in range(c["num_layers"]):
             fwd = self._lstm_direction(x, layer, "", reverse=False)
             bwd = self._lstm_direction(x, layer, "_reverse", reverse=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import alignment, audio as audio_io, flame, framerate, weights
 from .encoders import get_encoder
+from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
 from .numpy_runtime import NumpyS2D, NumpyS2L, random_state, s2d_parameter_shapes, s2l_parameter_shapes
 
@@ -122,11 +123,13 @@ class Animator:
                        for s in range(0, total, chunk)]
         for start, stop, a, b in windows:
             _check_cancel(should_cancel)
-            # Slice the audio at frame a's time so the window's frame 0 is a real frame.
-            s0 = int(round(a / fps * audio_io.SAMPLE_RATE))
-            s1 = int(round(b / fps * audio_io.SAMPLE_RATE))
+            # Cut the audio on the encoder's frame grid, so a window sees the very frames a whole
+            # pass would, and tell S2L where frame a falls after the cut.
+            s0 = int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
+            s1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
             features = self.encoder.features(samples16k[s0:max(s1, s0 + 1)])
-            yield start, self.s2l(features, b - a, fps)[start - a:stop - a]
+            offset = a / fps - s0 / audio_io.SAMPLE_RATE
+            yield start, self.s2l(features, b - a, fps, offset)[start - a:stop - a]
 
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,
@@ -171,6 +174,7 @@ class Animator:
             samples = audio_io.load_audio(audio[0], audio[1])
         else:
             samples = audio_io.load_audio(audio, sample_rate)
+        samples = audio_io.normalise_loudness(samples)
         neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
         return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total)

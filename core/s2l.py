@@ -53,19 +53,23 @@ class S2L(nn.Module):
                             bidirectional=True, dropout=c.dropout)
         self.output = nn.Linear(2 * c.hidden_size, c.num_landmarks * 3)
 
-    def forward(self, features: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
-        """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements."""
+    def forward(self, features: torch.Tensor, num_frames: int, fps: float, offset: float = 0.0) -> torch.Tensor:
+        """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements.
+
+        Output frame k shows time ``offset + k / fps`` seconds after the features' start.
+        """
         x = (features - self.feature_mean) / self.feature_std
         if len(self.frontend):
             x = self.frontend(x.transpose(1, 2)).transpose(1, 2)
-        x = resample_frames(x, self.config.encoder_rate, fps, num_frames)
+        x = resample_frames(x, self.config.encoder_rate, fps, num_frames, offset)
         x, _ = self.lstm(x)
         return self.output(x).view(x.shape[0], num_frames, self.config.num_landmarks, 3)
 
 
-def resample_frames(x: torch.Tensor, source_rate: float, fps: float, num_frames: int) -> torch.Tensor:
+def resample_frames(x: torch.Tensor, source_rate: float, fps: float, num_frames: int,
+                    offset: float = 0.0) -> torch.Tensor:
     """Linear interpolation of (B, T, C) frames to ``num_frames`` at ``fps`` (differentiable)."""
-    lo, hi, w = framerate.interpolation_weights(x.shape[1], source_rate, num_frames, fps)
+    lo, hi, w = framerate.interpolation_weights(x.shape[1], source_rate, num_frames, fps, offset)
     lo, hi = torch.from_numpy(lo).to(x.device), torch.from_numpy(hi).to(x.device)
     w = torch.from_numpy(w).to(x.device, x.dtype)[None, :, None]
     return (1 - w) * x[:, lo] + w * x[:, hi]

@@ -24,9 +24,9 @@ class TorchS2L:
         self.model.eval().to(self.device)
 
     @torch.no_grad()
-    def __call__(self, features: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
         x = torch.from_numpy(np.asarray(features, np.float32))[None].to(self.device)
-        return self.model(x, num_frames, fps)[0].cpu().numpy()
+        return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
 
 
 class TorchS2D:

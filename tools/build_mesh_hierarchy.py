@@ -69,7 +69,8 @@ def _initial_quadrics(v, f):
     m = np.cross(e, n[face_of[rim]])
     m /= np.maximum(np.linalg.norm(m, axis=1), 1e-30)[:, None]
     planes = np.concatenate([m, -np.einsum("ij,ij->i", m, v[a])[:, None]], axis=1)
-    kb = BOUNDARY_WEIGHT * np.einsum("ij,ij->i", e, e)[:, None, None] * planes[:, :, None] * planes[:, None, :]
+    weight = BOUNDARY_WEIGHT * np.einsum("ij,ij->i", e, e)
+    kb = weight[:, None, None] * planes[:, :, None] * planes[:, None, :]
     np.add.at(q, a, kb)
     np.add.at(q, b, kb)
     return q
@@ -108,11 +109,13 @@ class _Decimator:
         return float(h @ (self.quadric[u] + self.quadric[v]) @ h)
 
     def _push_all(self):
-        edges = np.array([(u, v) for u in range(len(self.pos)) if self.alive[u] for v in sorted(self.nbrs[u])])
+        edges = np.array([(u, v) for u in range(len(self.pos)) if self.alive[u]
+                          for v in sorted(self.nbrs[u])])
         h = self.homog[edges[:, 1]]
         q = self.quadric[edges[:, 0]] + self.quadric[edges[:, 1]]
         cost = np.einsum("ei,eij,ej->e", h, q, h)
-        self.heap = [(c, u, v, self.version[u], self.version[v]) for c, (u, v) in zip(cost.tolist(), edges.tolist())]
+        self.heap = [(c, u, v, self.version[u], self.version[v])
+                     for c, (u, v) in zip(cost.tolist(), edges.tolist())]
         heapq.heapify(self.heap)
 
     def _is_boundary(self, x):
@@ -352,7 +355,8 @@ def spirals(v, f, length, dilation):
                 # Unvisited neighbours of w, counter-clockwise, starting after the visited ones:
                 # this continues the spiral in the same sense as the ring before.
                 k = len(around)
-                start = next((i + 1 for i in range(k) if around[i] in visited and around[(i + 1) % k] not in visited), 0)
+                start = next((i + 1 for i in range(k)
+                              if around[i] in visited and around[(i + 1) % k] not in visited), 0)
                 for i in range(k):
                     x = around[(start + i) % k]
                     if x not in visited:

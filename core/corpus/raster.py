@@ -31,6 +31,7 @@ def render(vertices: np.ndarray, faces: np.ndarray, view: str = "front", size: i
     shade = 0.25 + 0.75 * np.abs(n @ light)
     base = np.full((len(faces), 3), 0.85) if colors is None else np.asarray(colors)[faces].mean(axis=1)
     col = base * shade[:, None]
+    col[n[:, 2] < 0] = np.array([0.35, 0.08, 0.1]) * shade[n[:, 2] < 0, None]  # inside (mouth): dark red
     img = np.ones((size, size, 3)) * np.array([0.12, 0.12, 0.14])
     zbuf = np.full((size, size), -np.inf)
     X, Y, Z = px[faces], py[faces], v[:, 2][faces]

@@ -41,6 +41,9 @@ class HamaEncoder(SpeechEncoder):
     name = "hama"
     rate = 50.0
     dim = 191
+    # The recogniser returns at most 1500 frames (30 s) per call: stay well below.
+    chunk_seconds = 20.0
+    context_seconds = 3.0
 
     def __init__(self):
         model = _model()

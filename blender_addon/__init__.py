@@ -1,0 +1,19 @@
+"""Speech to Face - Blender extension layer.
+
+Panel, operators and the bake writer; every computation lives in ``core`` (vendored as
+``speech_to_face.core`` in the extension zip). Metadata is in blender_manifest.toml.
+"""
+
+from . import operators, panel, properties
+
+_modules = (properties, operators, panel)
+
+
+def register():
+    for m in _modules:
+        m.register()
+
+
+def unregister():
+    for m in reversed(_modules):
+        m.unregister()

@@ -1,0 +1,250 @@
+"""One bake in three steps, so inference can run off Blender's main thread.
+
+    prepare(...)  main thread: read and check the object and the audio (bpy, no changes)
+    infer(...)    any thread: core's Animator, plus the PCA fit in compact mode (no bpy)
+    apply(...)    main thread: write shape keys, the Action and the sound strip (bpy)
+
+Nothing is changed before ``apply``, so an error or a cancel in the first two steps leaves
+the scene exactly as it was. ``BakeJob`` runs ``infer`` in a worker thread for the modal
+operator; ``run`` does all three in a row for scripts and headless tools.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audio_source, compat
+from .engine import compact, errors
+from . import engine
+
+MODES = ("PER_FRAME", "COMPACT")
+
+
+@dataclass
+class BakeSettings:
+    mode: str = "PER_FRAME"        # "PER_FRAME" | "COMPACT"
+    intensity: float = 1.0
+    encoder: str = "hama"          # "hama" | "mel" | "wav2vec2" (hama falls back to mel where absent)
+    backend: str = "numpy"         # "numpy" | "torch"
+    device: str = "cpu"            # torch only: "cpu" | "cuda"
+    weights_dir: str = ""          # "" -> the weights bundled with the add-on
+    allow_random: bool = True      # only used when no trained weights are installed at all
+    tolerance_mm: float = 0.1      # compact mode: max vertex error in mm on a FLAME-sized head
+    tolerance: float = 0.0         # compact mode, mesh units; > 0 overrides tolerance_mm
+    max_components: int = 64       # compact mode
+    take: str = "main"             # re-baking a take replaces it; other takes stay
+    own_action: bool = False       # True: a new Action even if the user's Action is assigned
+
+
+@dataclass
+class BakeRequest:
+    object_name: str
+    neutral: np.ndarray            # (5023, 3) float64
+    clip: audio_source.AudioClip
+    fps: float
+    settings: BakeSettings
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class BakeOutcome:
+    displacements: np.ndarray      # (T, 5023, 3) float32
+    vertices: np.ndarray           # (T, 5023, 3) float32, what the face should show
+    compact_basis: object = None   # core.compact.CompactBasis in compact mode
+    description: str = ""
+    trained: bool = False
+    encoder: str = ""
+    notes: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class BakeResult:
+    object_name: str
+    take: str
+    mode: str
+    start_frame: int
+    frames: int
+    fps: float
+    shape_keys: int
+    trained: bool
+    description: str
+    max_error: float = 0.0         # compact mode: measured, mesh units
+    error_bound: float = 0.0       # compact mode: the bound stated to the user
+    warnings: list = field(default_factory=list)
+    seconds: float = 0.0
+    strip_name: str = ""
+
+    def summary(self) -> str:
+        text = (f"Baked {self.frames} frames onto '{self.object_name}' from frame {self.start_frame} "
+                f"at {self.fps:g} fps ({self.mode.lower().replace('_', '-')}, {self.shape_keys} shape keys)")
+        if self.mode == "COMPACT":
+            text += f", max error {self.max_error:.3g} (bound {self.error_bound:.3g})"
+        if not self.trained:
+            text += " - RANDOM-INITIALISED weights (no trained weights installed): motion is meaningless"
+        return text + "."
+
+
+def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_frame=None, strip=None) -> BakeRequest:
+    """Check everything that can be checked before the long part. Changes nothing."""
+    if settings.mode not in MODES:
+        raise errors.SpeechToFaceError(f"Unknown bake mode '{settings.mode}': use one of {MODES}.")
+    if not settings.intensity >= 0:
+        raise errors.SpeechToFaceError("Intensity must be zero or positive.")
+    from . import bake
+    neutral = bake.check_target(obj)
+    state, message = engine.weights_state(settings.weights_dir or None, engine.resolve_encoder(settings.encoder)[0])
+    if state == "broken":
+        raise errors.WeightsError(message)
+    if state == "absent" and not settings.allow_random:
+        raise errors.WeightsError(f"No trained weights: {message}.")
+    if audio_path:
+        frame = scene.frame_current if start_frame is None else int(start_frame)
+        clip = audio_source.clip_from_file(audio_path, frame)
+    else:
+        if strip is None:
+            strip, reason = audio_source.active_sound_strip(scene)
+            if strip is None:
+                raise errors.AudioError(reason)
+        clip = audio_source.clip_from_strip(scene, strip)
+    fps = audio_source.scene_fps(scene)
+    if not fps > 0:
+        raise errors.SpeechToFaceError("The scene frame rate is not positive.")
+    return BakeRequest(obj.name, neutral, clip, fps, settings, warnings=list(clip.warnings))
+
+
+def infer(request: BakeRequest, progress=None, should_cancel=None) -> BakeOutcome:
+    """The long part. Touches no bpy; raises errors.Cancelled when asked to stop."""
+    t0 = time.perf_counter()
+    s = request.settings
+    encoder, note = engine.resolve_encoder(s.encoder)
+    notes = [note] if note else []
+    if s.backend == "torch" and s.device == "cuda" and not engine.cuda_available():
+        raise errors.SpeechToFaceError("CUDA was chosen but torch cannot see a CUDA device here: choose CPU.")
+    report = progress or (lambda f: None)
+    report(0.0)
+    animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
+    if should_cancel is not None and should_cancel():
+        raise errors.Cancelled("Cancelled before inference started.")
+    fit_share = 0.1 if s.mode == "COMPACT" else 0.0
+    anim = animator.animate(
+        (request.clip.samples, request.clip.rate), request.neutral, fps=request.fps,
+        intensity=s.intensity, progress=lambda f: report(f * (1.0 - fit_share)),
+        should_cancel=should_cancel)
+    outcome = BakeOutcome(
+        displacements=np.asarray(anim.displacements, np.float32),
+        vertices=np.asarray(anim.vertices, np.float32),
+        description=animator.describe(), trained=bool(anim.trained), encoder=encoder, notes=notes)
+    if s.mode == "COMPACT":
+        tol = s.tolerance if s.tolerance > 0 else (
+            compact.default_tolerance(request.neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
+        outcome.compact_basis = compact.fit_compact(outcome.displacements, tol, s.max_components)
+        if should_cancel is not None and should_cancel():
+            raise errors.Cancelled("Cancelled.")
+    report(1.0)
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def apply(scene, request: BakeRequest, outcome: BakeOutcome) -> BakeResult:
+    """Write the bake. The object is looked up again: the user may have changed it meanwhile."""
+    import bpy
+    from . import bake
+    obj = bpy.data.objects.get(request.object_name)
+    if obj is None:
+        raise errors.SpeechToFaceError(f"'{request.object_name}' was deleted during the bake.")
+    bake.check_target(obj)
+    s = request.settings
+    clip = request.clip
+    cb = outcome.compact_basis
+    info = {
+        "fps": request.fps, "audio": clip.source, "intensity": s.intensity,
+        "description": outcome.description, "trained": outcome.trained,
+    }
+    if cb is not None:
+        info.update(max_error=cb.max_error, error_bound=cb.bound, tolerance=cb.tolerance)
+    strip_name = ""
+    strip = None
+    previous = bake.takes(obj).get(bake.take_name(s.take), {})
+    if clip.new_strip_path:
+        strip = audio_source.add_strip_for(scene, clip)
+        strip_name = strip.name
+        info["created_strip"] = strip_name
+    try:
+        record = bake.write_bake(
+            obj, start_frame=clip.start_frame,
+            displacements=outcome.displacements if cb is None else None, compact_basis=cb,
+            take=s.take, own_action=s.own_action, info=info)
+    except Exception:
+        if strip is not None:
+            compat.remove_strip(scene, strip)
+        raise
+    if strip is not None and previous.get("created_strip"):
+        # Re-baking from a file: the strip the previous bake added makes way for the new one.
+        old = next((x for x in compat.sound_strips(scene) if x.name == previous["created_strip"]), None)
+        if old is not None and old != strip:
+            compat.remove_strip(scene, old)
+    frames = record["frames"]
+    bake.cover_frame_range(scene, clip.start_frame, frames)
+    warnings = list(request.warnings) + list(outcome.notes)
+    return BakeResult(
+        object_name=obj.name, take=bake.take_name(s.take), mode=record["mode"],
+        start_frame=clip.start_frame, frames=frames, fps=request.fps, shape_keys=len(record["keys"]),
+        trained=outcome.trained, description=outcome.description,
+        max_error=cb.max_error if cb is not None else 0.0, error_bound=cb.bound if cb is not None else 0.0,
+        warnings=warnings, seconds=outcome.seconds, strip_name=strip_name)
+
+
+def run(scene, obj, settings: BakeSettings, audio_path: str = "", start_frame=None, strip=None,
+        progress=None, should_cancel=None) -> BakeResult:
+    """prepare + infer + apply on the calling thread (scripts, headless tools, tests)."""
+    t0 = time.perf_counter()
+    request = prepare(scene, obj, settings, audio_path, start_frame, strip)
+    outcome = infer(request, progress, should_cancel)
+    result = apply(scene, request, outcome)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+class BakeJob:
+    """``infer`` in a daemon thread; the main thread polls ``progress``/``done`` and may cancel."""
+
+    def __init__(self, request: BakeRequest):
+        self.request = request
+        self.progress = 0.0
+        self.outcome: BakeOutcome | None = None
+        self.error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="speech-to-face-bake", daemon=True)
+
+    def start(self) -> "BakeJob":
+        self._thread.start()
+        return self
+
+    def _work(self):
+        try:
+            self.outcome = infer(self.request, self._set_progress, self._cancel.is_set)
+        except BaseException as exc:  # reported on the main thread
+            self.error = exc
+
+    def _set_progress(self, fraction: float):
+        self.progress = float(min(1.0, max(0.0, fraction)))
+
+    def cancel(self):
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout=None) -> bool:
+        self._thread.join(timeout)
+        return self.done

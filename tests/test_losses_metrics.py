@@ -1,0 +1,98 @@
+"""Every loss and metric against values computed by hand on tiny inputs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core import losses, metrics
+
+
+def _s2l_pair():
+    pred = torch.zeros(1, 2, 68, 3)
+    target = torch.zeros(1, 2, 68, 3)
+    pred[0, 1, 50] = torch.tensor([3.0, 0.0, 0.0])    # a lip point, frame 1
+    target[0, 1, 50] = torch.tensor([0.0, 4.0, 0.0])
+    pred[0, 0, 20] = torch.tensor([1.0, 0.0, 0.0])    # a brow point, frame 0
+    target[0, 0, 20] = torch.tensor([1.0, 0.0, 0.0])
+    return pred, target
+
+
+def test_reconstruction_and_mouth_losses():
+    pred, target = _s2l_pair()
+    # Only landmark 50 in frame 1 differs: squared error 3^2 + 4^2 = 25 over 2*68*3 values.
+    assert losses.reconstruction_loss(pred, target).item() == pytest.approx(25 / (2 * 68 * 3))
+    # Mouth set = 8 jaw + 20 lip landmarks = 84 coordinates per frame, as in the paper's code.
+    assert losses.mouth_loss(pred, target).item() == pytest.approx(25 / (2 * 84))
+
+
+def test_velocity_loss():
+    pred, target = _s2l_pair()
+    # One step (frame 0 -> 1); motion differs only at landmark 50: (3,0,0) vs (0,4,0).
+    assert losses.velocity_loss(pred, target).item() == pytest.approx(25 / (1 * 68 * 3))
+
+
+def test_cosine_loss():
+    pred, target = _s2l_pair()
+    # 136 vectors: lm50 frame1 orthogonal (1 - 0 = 1), lm20 frame0 parallel (0),
+    # the other 134 are zero vectors (cosine 0 by convention -> 1 each).
+    assert losses.cosine_loss(pred, target).item() == pytest.approx((1 + 0 + 134) / 136)
+    a = torch.tensor([[1.0, 0, 0], [0, 2.0, 0]])
+    b = torch.tensor([[-1.0, 0, 0], [0, 1.0, 1.0]])
+    assert losses.cosine_loss(a, b).item() == pytest.approx(((1 + 1) + (1 - 1 / math.sqrt(2))) / 2)
+
+
+def test_s2l_total_uses_paper_lambdas():
+    pred, target = _s2l_pair()
+    total, parts = losses.s2l_loss(pred, target)
+    expected = 0.1 * parts["rec"] + 1.0 * parts["mouth"] + 1e-4 * parts["cosine"] + 10.0 * parts["velocity"]
+    assert total.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_loss_and_vertex_weights(topology):
+    w = losses.vertex_weights()
+    assert w.shape == (5023,) and w.sum() == pytest.approx(1.0, rel=1e-5)
+    d = np.maximum(topology.landmark_distances(), 1e-3)
+    # w proportional to 1/d: a vertex twice as far has half the weight.
+    i, j = np.argsort(d)[[1000, 4000]]
+    assert w[i] / w[j] == pytest.approx(d[j] / d[i], rel=1e-4)
+    pred = torch.zeros(1, 5023, 3)
+    target = torch.zeros(1, 5023, 3)
+    target[0, i] = torch.tensor([0.0, 2.0, 0.0])
+    # sum_v w_v * err^2 per coordinate, mean over (batch, 3 coordinates): only y is off.
+    got = losses.weighted_loss(pred, target, torch.from_numpy(w)).item()
+    assert got == pytest.approx(w[i] * 4.0 / 3.0, rel=1e-5)
+    total, parts = losses.s2d_loss(pred, target, torch.from_numpy(w))
+    assert total.item() == pytest.approx(0.1 * parts["rec"] + 1e-4 * parts["cosine"] + parts["weighted"], rel=1e-6)
+
+
+def test_metrics_by_hand():
+    pred = np.zeros((2, 68, 3))
+    target = np.zeros((2, 68, 3))
+    target[0, 50] = [0, 0.003, 0]        # frame 0: lip error 3 mm at one point
+    target[1, 60] = [0.004, 0, 0]        # frame 1: lip error 4 mm
+    target[1, 61] = [0, 0.001, 0]
+    pred[1, 61] = [0, 0.001, 0]          # this one is right
+    m = metrics.evaluate(pred, target)
+    assert m["LE"] == pytest.approx((0.003 + 0.004) / 2)
+    assert m["DE"] == pytest.approx((0.003 + 0.004) / (2 * 68))
+    assert m["LVE"] == pytest.approx((0.003 ** 2 + 0.004 ** 2) / 2)
+    assert m["lve_mm"] == pytest.approx(math.sqrt((9 + 16) / 2) , rel=1e-9)
+    # Angle: only landmark 61 in frame 1 has both vectors non-zero, and they agree.
+    assert m["DAE"] == pytest.approx(0.0, abs=1e-6)
+    pred[1, 61] = [0.001, 0, 0]          # now 90 degrees apart
+    assert metrics.evaluate(pred, target)["DAE"] == pytest.approx(90.0)
+    assert math.isnan(metrics.evaluate(np.zeros_like(target), target)["DAE"])  # static: undefined
+
+
+def test_metrics_on_dense_use_lip_region(topology):
+    lips = topology.regions["lips"]
+    pred = np.zeros((1, 5023, 3))
+    target = np.zeros((1, 5023, 3))
+    target[0, lips[5]] = [0, 0, 0.002]
+    target[0, topology.regions["upper_face"][0]] = [0, 0, 0.010]  # not a lip vertex
+    m = metrics.evaluate(pred, target)
+    assert m["LE"] == pytest.approx(0.002)
+    assert m["DE"] == pytest.approx(0.012 / 5023)
+    with pytest.raises(ValueError):
+        metrics.evaluate(pred, target[:, :100])

@@ -1,0 +1,88 @@
+"""S2L and S2D (torch) shapes, lengths and gradients, and numpy-runtime parity."""
+import numpy as np
+import pytest
+import torch
+
+from core import framerate
+from core.numpy_runtime import NumpyS2D, NumpyS2L, random_state, s2d_parameter_shapes, s2l_parameter_shapes
+from core.s2d import S2D, S2DConfig
+from core.s2l import S2L, S2LConfig
+from core.torch_runtime import TorchS2D, TorchS2L
+
+
+@pytest.mark.parametrize("fps", [24, 25, 29.97, 30000 / 1001, 30, 60])
+@pytest.mark.parametrize("seconds", [0.5, 3.7, 10.0])
+def test_s2l_output_length_follows_fps(fps, seconds):
+    n_enc = int(seconds * 50)
+    n = framerate.num_frames(seconds, fps)
+    assert n == int(np.ceil(seconds * fps - 1e-6))
+    model = S2L(S2LConfig(input_dim=12, hidden_size=8)).eval()
+    out = model(torch.randn(1, n_enc, 12), n, fps)
+    assert out.shape == (1, n, 68, 3)
+
+
+def test_num_frames_edges():
+    assert framerate.num_frames(10.0, 30) == 300
+    assert framerate.num_frames(10.0, 29.97) == 300
+    assert framerate.num_frames(0.001, 60) == 1
+    with pytest.raises(ValueError):
+        framerate.num_frames(1.0, 0)
+
+
+def test_frame_resampling_is_linear_in_time():
+    # A feature that is a ramp in time stays the same ramp at any frame rate.
+    t_enc = (np.arange(100) + 0.5) / 50.0
+    feats = t_enc[:, None].astype(np.float64)
+    out = framerate.resample_frames(feats, 50.0, 24.0, 48)
+    t = np.arange(48) / 24.0
+    inside = (t >= t_enc[0]) & (t <= t_enc[-1])
+    np.testing.assert_allclose(out[inside, 0], t[inside], atol=1e-12)
+
+
+def test_s2l_paper_architecture():
+    model = S2L(S2LConfig())
+    lstm = model.lstm
+    assert (lstm.num_layers, lstm.hidden_size, lstm.bidirectional, lstm.dropout) == (3, 64, True, 0.2)
+    assert model.output.in_features == 128 and model.output.out_features == 204
+
+
+def test_s2l_gradients_flow_to_every_parameter():
+    model = S2L(S2LConfig(encoder="mel", input_dim=80, frontend_channels=16))
+    out = model(torch.randn(2, 40, 80), 24, 30.0)
+    out.pow(2).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_s2d_shapes_levels_and_gradients():
+    model = S2D(S2DConfig())
+    assert [c.spiral.shape[0] for c in model.convs] == [20, 79, 314, 1256, 5023]
+    assert len(model.convs) == 5 and len(model.ups) == 4
+    x = torch.randn(3, 68, 3, requires_grad=True) * 0.01
+    out = model(x)
+    assert out.shape == (3, 5023, 3)
+    out.pow(2).mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("config", [dict(encoder="hama", input_dim=191),
+                                    dict(encoder="mel", input_dim=80, frontend_channels=64)])
+def test_numpy_s2l_equals_torch(config):
+    state = random_state(s2l_parameter_shapes(config), seed=3)
+    state["feature_mean"] = np.linspace(-1, 1, config["input_dim"]).astype(np.float32)
+    state["feature_std"] = np.linspace(0.5, 2, config["input_dim"]).astype(np.float32)
+    feats = np.random.default_rng(0).normal(size=(173, config["input_dim"])).astype(np.float32)
+    ours = NumpyS2L(config, state)(feats, 104, 29.97)
+    ref = TorchS2L(config, state)(feats, 104, 29.97)
+    assert ours.shape == (104, 68, 3)
+    assert np.abs(ours - ref).max() < 1e-5
+
+
+def test_numpy_s2d_equals_torch():
+    state = random_state(s2d_parameter_shapes({}), seed=4)
+    lmk = np.random.default_rng(1).normal(scale=0.005, size=(7, 68, 3)).astype(np.float32)
+    ours = NumpyS2D({}, state)(lmk)
+    ref = TorchS2D({}, state)(lmk)
+    assert ours.shape == (7, 5023, 3)
+    assert np.abs(ours - ref).max() < 1e-5
