@@ -58,8 +58,8 @@ def load_head(filepath: str, name: str = "", scene=None):
     obj = bpy.data.objects.new(name, mesh)
     obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.collection.objects.link(obj)
-    if bpy.context.view_layer is not None and obj.name in bpy.context.view_layer.objects:
-        bpy.context.view_layer.objects.active = obj
+    layer = bpy.context.view_layer if scene == bpy.context.scene else scene.view_layers[0]
+    layer.objects.active = obj
     return obj
 
 

@@ -60,7 +60,7 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0) -> tu
         "velocity": velocity_loss(pred, target),
     }
     total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]
-    return total, {k: float(v) for k, v in parts.items()}
+    return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 def s2d_loss(pred, target, weights, rec=0.1, cosine=1e-4, weighted=1.0) -> tuple[torch.Tensor, dict]:
@@ -71,4 +71,4 @@ def s2d_loss(pred, target, weights, rec=0.1, cosine=1e-4, weighted=1.0) -> tuple
         "weighted": weighted_loss(pred, target, weights),
     }
     total = rec * parts["rec"] + cosine * parts["cosine"] + weighted * parts["weighted"]
-    return total, {k: float(v) for k, v in parts.items()}
+    return total, {k: float(v.detach()) for k, v in parts.items()}

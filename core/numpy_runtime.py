@@ -131,16 +131,23 @@ class NumpyS2D:
         p, f = self.p, self.config["filters"]
         b = landmark_displacements.shape[0]
         x = landmark_displacements.reshape(b, -1).astype(np.float32) @ p["fc.weight"].T + p["fc.bias"]
-        x = x.reshape(b, int(self.h.level_sizes[-1]), f[0])
+        # Vertex-major layout (N, B, C): gathering whole rows is what numpy does fastest.
+        x = np.ascontiguousarray(x.reshape(b, int(self.h.level_sizes[-1]), f[0]).transpose(1, 0, 2))
         for i, level in enumerate(self.levels):
             spiral = self.h.spirals[level]
-            gathered = x[:, spiral.reshape(-1)].reshape(b, spiral.shape[0], -1)
-            x = gathered @ p[f"convs.{i}.linear.weight"].T + p[f"convs.{i}.linear.bias"]
+            w = p[f"convs.{i}.linear.weight"].reshape(f[i + 1], spiral.shape[1], f[i])
+            # Linear layer on the concatenated spiral = sum over spiral positions of a matmul.
+            out = x[spiral[:, 0]] @ w[:, 0].T
+            for s in range(1, spiral.shape[1]):
+                out += x[spiral[:, s]] @ w[:, s].T
+            x = out + p[f"convs.{i}.linear.bias"]
             if i < len(self.ups):
                 index, weight = self.ups[i]
                 x = _elu(x) if self.config["activation"] == "elu" else np.maximum(x, 0)
-                x = np.einsum("bnkc,nk->bnc", x[:, index], weight.astype(np.float32))
-        return x
+                weight = weight.astype(np.float32)
+                x = (x[index[:, 0]] * weight[:, 0, None, None] + x[index[:, 1]] * weight[:, 1, None, None]
+                     + x[index[:, 2]] * weight[:, 2, None, None])
+        return np.ascontiguousarray(x.transpose(1, 0, 2))
 
 
 # ------------------------------------------------------------------------------------- shared

@@ -52,6 +52,9 @@ class S2L(nn.Module):
         self.lstm = nn.LSTM(width, c.hidden_size, num_layers=c.num_layers, batch_first=True,
                             bidirectional=True, dropout=c.dropout)
         self.output = nn.Linear(2 * c.hidden_size, c.num_landmarks * 3)
+        # As in the authors' code: start from "no motion" so early training is not noise.
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
 
     def forward(self, features: torch.Tensor, num_frames: int, fps: float, offset: float = 0.0) -> torch.Tensor:
         """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements.

@@ -48,6 +48,14 @@ def test_s2l_paper_architecture():
 
 def test_s2l_gradients_flow_to_every_parameter():
     model = S2L(S2LConfig(encoder="mel", input_dim=80, frontend_channels=16))
+    # The output layer starts at zero (no motion, as in the paper's code): its gradient is
+    # non-zero at once; the layers below receive gradient once it has moved.
+    assert model.output.weight.abs().sum() == 0
+    out = model(torch.randn(2, 40, 80), 24, 30.0)
+    (out - 0.01).pow(2).mean().backward()
+    assert model.output.weight.grad.abs().sum() > 0 and model.output.bias.grad.abs().sum() > 0
+    torch.nn.init.normal_(model.output.weight, std=0.1)
+    model.zero_grad()
     out = model(torch.randn(2, 40, 80), 24, 30.0)
     out.pow(2).mean().backward()
     for name, p in model.named_parameters():

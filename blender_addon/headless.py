@@ -1,0 +1,126 @@
+"""Shared plumbing of the headless tools (tools/bake.py, batch_bake.py, preview.py).
+
+The tools run both as ``blender -b -P tools/X.py -- ARGS`` and as ``python tools/X.py ARGS``
+with the bpy wheel; user errors end in one ``error: ...`` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import bpy
+
+from . import api, bake
+from .engine import errors
+
+
+def script_args(argv=None) -> list:
+    """Arguments meant for the script: after ``--`` under Blender, else sys.argv[1:]."""
+    if argv is not None:
+        return list(argv)
+    if "--" in sys.argv:
+        return sys.argv[sys.argv.index("--") + 1:]
+    if os.path.basename(sys.argv[0]).lower().startswith("blender"):
+        return []  # blender -b -P script.py with no "--": Blender's own arguments are not ours
+    return sys.argv[1:]
+
+
+def fail(message: str, code: int = 1):
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -> None:
+    """Options shared by bake.py and batch_bake.py (batch rows may override some)."""
+    ap.add_argument("--fps", type=float, default=None,
+                    help="animation frame rate (default: 30, or the .blend scene's rate); 29.97 etc. ok")
+    ap.add_argument("--mode", choices=["per-frame", "compact"], default="per-frame",
+                    help="per-frame: one shape key per frame (exact); compact: PCA basis + weight curves")
+    ap.add_argument("--tolerance-mm", type=float, default=0.1,
+                    help="compact mode: max vertex error in mm on a FLAME-sized head (default 0.1)")
+    ap.add_argument("--start-frame", type=int, default=1, help="frame where sound and animation start")
+    ap.add_argument("--intensity", type=float, default=1.0, help="scale of the predicted motion")
+    ap.add_argument("--encoder", choices=["hama", "mel", "wav2vec2"], default="hama",
+                    help="speech encoder (hama falls back to mel where it cannot run)")
+    ap.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch back end only")
+    ap.add_argument("--weights", default="", help="weights folder (default: the bundled weights/)")
+    ap.add_argument("--require-trained", action="store_true",
+                    help="fail instead of using random-initialised networks when no weights are installed")
+    ap.add_argument("--no-pack-audio", action="store_true",
+                    help="reference the audio file instead of packing it into the .blend")
+    ap.add_argument("--compress", action="store_true", help="write compressed .blend files")
+
+
+def settings_from(args, **override) -> dict:
+    s = dict(mode="COMPACT" if args.mode == "compact" else "PER_FRAME", intensity=args.intensity,
+             encoder=args.encoder, backend=args.backend, device=args.device, weights_dir=args.weights,
+             allow_random=not args.require_trained, tolerance_mm=args.tolerance_mm)
+    s.update(override)
+    return s
+
+
+def new_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def open_blend(path: str):
+    if not os.path.isfile(path):
+        raise errors.SpeechToFaceError(f"Blend file not found: {path}")
+    try:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(path))
+    except RuntimeError as exc:
+        raise errors.SpeechToFaceError(f"Cannot open {path}: {exc}") from None
+    return bpy.context.scene
+
+
+def pick_object(name: str = ""):
+    if name:
+        obj = bpy.data.objects.get(name)
+        if obj is None:
+            meshes = ", ".join(o.name for o in bpy.data.objects if o.type == "MESH") or "none"
+            raise errors.SpeechToFaceError(f"No object named '{name}' (meshes: {meshes}).")
+        return obj
+    baked = [o for o in bpy.data.objects if o.type == "MESH" and bake.takes(o)]
+    if len(baked) == 1:
+        return baked[0]
+    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    if len(meshes) == 1:
+        return meshes[0]
+    raise errors.SpeechToFaceError(
+        f"{len(meshes)} meshes in the file: say which with --object ({', '.join(o.name for o in meshes)}).")
+
+
+def save_blend(path: str, compress: bool = False, pack_audio: bool = True) -> None:
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if pack_audio:
+        for sound in bpy.data.sounds:
+            if sound.packed_file is None and os.path.isfile(bpy.path.abspath(sound.filepath)):
+                sound.pack()
+    # Blender writes to a temporary file and renames it, so a finished file is always whole.
+    bpy.ops.wm.save_as_mainfile(filepath=path, compress=compress, check_existing=False)
+
+
+def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
+              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
+    """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
+    if blend:
+        scene = open_blend(blend)
+        obj = pick_object(object_name)
+    else:
+        if not mesh:
+            raise errors.SpeechToFaceError("Give --mesh (OBJ/PLY) or --blend with --object.")
+        scene = new_scene()
+        obj = api.load_head(mesh)
+    if fps is not None:
+        api.set_fps(scene, fps)
+    elif not blend:
+        api.set_fps(scene, 30.0)
+    result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
+    scene.frame_current = result.start_frame
+    save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
+    return result

@@ -1,0 +1,204 @@
+"""Articulation teacher: timed phones -> articulatory parameters -> deformer coefficients.
+
+1. Each phone (IPA) is split into sounds (diphthongs share their span) and mapped to a viseme
+   class (phonemes.py); each class has targets for the articulatory parameters PARAMS and a
+   dominance for the jaw and for the lips.
+2. Coarticulation by dominance blending (after Cohen & Massaro): every segment exerts on each
+   parameter a dominance that is flat over its middle and decays exponentially outside it;
+   the parameter is the dominance-weighted mean of the targets. Rounded sounds have long
+   leading tails (anticipatory rounding); velars and alveolars have weak lip dominance, so the
+   lips take their neighbours' shape; pauses dominate more the longer they are, so silence
+   relaxes to rest.
+3. Second-order dynamics: a critically damped second-order low-pass run forwards and backwards
+   (no lag) smooths every trajectory, like the inertia of jaw and lips.
+4. Lip contact (kappa): bilabials (p b m) get a contact plateau from their start to their
+   release, so the lips always reach full contact whatever the smoothing did; upper-lip raise
+   and lower-lip tuck are released while the lips touch.
+   Open vowels also part the lips beyond what the jaw does (``lip_open``: the lower lip drops
+   further, expressed as a negative lip-contact fraction on the same deformer fields).
+5. Coefficients for the deformers (deformers.COEFFS); a final check on the identity's lip
+   contact pairs lowers the lower-lip tuck wherever it would push the lower lip through the
+   upper one.
+
+Per-utterance ``Style``: articulation strength (jaw and lips separately), smoothing frequency
+(faster speakers articulate more sharply), and a rounding bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import deformers
+from .phonemes import split_ipa, viseme_of
+
+PARAMS = ("jaw", "round", "protrude", "spread", "upper_raise", "lower_tuck", "press", "lip_open")
+JAW_OPEN_AT_CHIN = 0.015   # metres of chin travel at jaw = 1 (wide-open vowel)
+GRID_HZ = 200.0
+
+#            jaw   round prot  spread uraise tuck  press open   jaw_dom lip_dom lip_tau_before
+_TABLE = {
+    "sil": ((0.00, 0.0, 0.0, 0.00, 0.00, 0.0, 0.0, 0.00), 0.0, 0.0, 0.06),
+    "PBM": ((0.05, 0.0, 0.0, 0.00, 0.00, 0.0, 0.6, 0.00), 0.7, 0.6, 0.06),
+    "BF":  ((0.10, 0.0, 0.0, 0.00, 0.00, 0.0, 0.2, 0.00), 0.6, 0.6, 0.06),
+    "FV":  ((0.15, 0.0, 0.0, 0.10, 0.35, 1.0, 0.0, 0.00), 0.8, 1.0, 0.06),
+    "TH":  ((0.30, 0.0, 0.0, 0.15, 0.25, 0.0, 0.0, 0.20), 0.6, 0.5, 0.06),
+    "TD":  ((0.25, 0.0, 0.0, 0.10, 0.00, 0.0, 0.0, 0.15), 0.5, 0.1, 0.06),
+    "SZ":  ((0.08, 0.0, 0.0, 0.35, 0.10, 0.0, 0.0, 0.05), 0.9, 0.4, 0.06),
+    "SH":  ((0.15, 0.35, 0.9, 0.00, 0.30, 0.0, 0.0, 0.20), 0.7, 0.9, 0.10),
+    "R":   ((0.25, 0.45, 0.4, 0.00, 0.00, 0.0, 0.0, 0.10), 0.4, 0.6, 0.08),
+    "KG":  ((0.30, 0.0, 0.0, 0.00, 0.00, 0.0, 0.0, 0.20), 0.25, 0.05, 0.06),
+    "J":   ((0.18, 0.0, 0.0, 0.40, 0.00, 0.0, 0.0, 0.10), 0.5, 0.4, 0.06),
+    "W":   ((0.15, 1.0, 0.8, 0.00, 0.00, 0.0, 0.0, 0.00), 0.6, 1.0, 0.14),
+    "A":   ((1.00, 0.0, 0.0, 0.20, 0.30, 0.0, 0.0, 0.60), 1.0, 0.6, 0.06),
+    "AH":  ((0.70, 0.0, 0.0, 0.10, 0.15, 0.0, 0.0, 0.45), 1.0, 0.6, 0.06),
+    "E":   ((0.55, 0.0, 0.0, 0.50, 0.10, 0.0, 0.0, 0.35), 1.0, 0.6, 0.06),
+    "I":   ((0.22, 0.0, 0.0, 0.85, 0.10, 0.0, 0.0, 0.15), 1.0, 0.7, 0.06),
+    "O":   ((0.60, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.40), 1.0, 1.0, 0.16),
+    "U":   ((0.25, 1.00, 0.8, 0.00, 0.00, 0.0, 0.0, 0.10), 1.0, 1.0, 0.16),
+    "Y":   ((0.22, 0.85, 0.5, 0.00, 0.00, 0.0, 0.0, 0.10), 1.0, 1.0, 0.16),
+    "OE":  ((0.50, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.30), 1.0, 1.0, 0.16),
+    "@":   ((0.40, 0.0, 0.0, 0.05, 0.00, 0.0, 0.0, 0.25), 0.8, 0.3, 0.06),
+}
+CONTACT_CLASSES = {"PBM": 1.0, "BF": 0.85}
+
+
+@dataclass(frozen=True)
+class Style:
+    jaw_strength: float = 1.0    # scales jaw targets
+    lip_strength: float = 1.0    # scales lip targets
+    smooth_hz: float = 9.0       # natural frequency of the second-order smoothing
+    round_bias: float = 0.0      # added to rounding targets of rounded classes (can be negative)
+
+    @staticmethod
+    def random(rng: np.random.Generator, base: "Style | None" = None) -> "Style":
+        b = base or Style()
+        return Style(jaw_strength=float(np.clip(b.jaw_strength * rng.uniform(0.85, 1.15), 0.5, 1.3)),
+                     lip_strength=float(np.clip(b.lip_strength * rng.uniform(0.85, 1.15), 0.5, 1.3)),
+                     smooth_hz=float(np.clip(b.smooth_hz * rng.uniform(0.9, 1.1), 6.0, 14.0)),
+                     round_bias=float(np.clip(b.round_bias + rng.normal(0, 0.05), -0.2, 0.2)))
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    viseme: str
+
+
+def segments_from_phones(phones) -> list:
+    """Phones (start, end, ipa) -> viseme segments; multi-vowel phones (diphthongs) are split."""
+    segs = []
+    for p in phones:
+        sounds = split_ipa(p.ipa) if p.ipa else []
+        if not sounds:
+            segs.append(Segment(p.start, p.end, "sil"))
+            continue
+        n = len(sounds)
+        if n == 1:
+            segs.append(Segment(p.start, p.end, viseme_of(sounds[0])))
+            continue
+        w = np.r_[1.3, np.ones(n - 1)]
+        edges = p.start + (p.end - p.start) * np.r_[0, np.cumsum(w) / w.sum()]
+        for k, s in enumerate(sounds):
+            segs.append(Segment(float(edges[k]), float(edges[k + 1]), viseme_of(s)))
+    return segs
+
+
+def _second_order_zero_phase(x: np.ndarray, hz: float, fs: float) -> np.ndarray:
+    """Critically damped second-order low-pass (two equal real poles at ``hz``), run forwards
+    from rest and then backwards from the end value, so the result has no lag."""
+    a = np.exp(-2 * np.pi * hz / fs)
+    y = x
+    for _ in range(2):
+        y = _one_pole(y, a, start=np.zeros_like(y[:1]))
+    y = y[::-1]
+    for _ in range(2):
+        y = _one_pole(y, a, start=y[:1])
+    return y[::-1]
+
+
+def _one_pole(y: np.ndarray, a: float, start: np.ndarray) -> np.ndarray:
+    from scipy.signal import lfilter
+    return lfilter([1 - a], [1, -a], y, axis=0, zi=a * start)[0]
+
+
+def parameter_tracks(segments, duration: float, style: Style = Style(), fs: float = GRID_HZ):
+    """(N, len(PARAMS)) parameters and (N,) lip contact kappa on a grid of ``fs`` Hz, and the grid."""
+    t = np.arange(int(np.ceil(duration * fs)) + 1) / fs
+    num = np.zeros((len(t), len(PARAMS)))
+    den = np.full((len(t), len(PARAMS)), 1e-3)   # a faint pull to rest everywhere
+    for s in segments:
+        target, jaw_dom, lip_dom, tau_before = _TABLE[s.viseme]
+        target = np.array(target, float)
+        d = max(s.end - s.start, 1e-3)
+        if s.viseme == "sil":
+            strength = 0.15 + 0.85 * min(d / 0.35, 1.0)
+            jaw_dom = lip_dom = strength
+        c = 0.5 * (s.start + s.end)
+        dist = np.abs(t - c) - 0.35 * d
+        before = t < c
+        tau_j = 0.05
+        dj = jaw_dom * np.exp(-np.maximum(dist, 0) / tau_j)
+        dl = lip_dom * np.exp(-np.maximum(dist, 0) / np.where(before, tau_before, 0.05))
+        dom = np.stack([dj] + [dl] * (len(PARAMS) - 1), axis=1)
+        tg = target.copy()
+        tg[0] *= style.jaw_strength
+        tg[1:] *= style.lip_strength
+        if tg[1] > 0:
+            tg[1] = max(tg[1] + style.round_bias, 0.0)
+        num += dom * tg
+        den += dom
+    params = num / den
+    params = _second_order_zero_phase(params, style.smooth_hz, fs)
+
+    kappa = np.zeros(len(t))
+    for s in segments:
+        if s.viseme not in CONTACT_CLASSES:
+            continue
+        d = s.end - s.start
+        t_on0, t_on1 = s.start - 0.035, s.start + min(0.3 * d, 0.03)
+        t_off0, t_off1 = s.end - 0.005, s.end + 0.05
+        up = deformers.smoothstep((t - t_on0) / (t_on1 - t_on0))
+        down = 1 - deformers.smoothstep((t - t_off0) / (t_off1 - t_off0))
+        kappa = np.maximum(kappa, CONTACT_CLASSES[s.viseme] * np.minimum(up, down))
+    release = 1 - kappa
+    for name in ("upper_raise", "lower_tuck", "lip_open"):
+        params[:, PARAMS.index(name)] *= release
+    return np.clip(params, 0.0, None), kappa, t
+
+
+def coefficients(params: np.ndarray, kappa: np.ndarray, identity) -> np.ndarray:
+    """Parameters on any grid -> deformer coefficients (N, K) for one identity."""
+    theta = params[:, 0] * JAW_OPEN_AT_CHIN / identity.jaw_radius
+    c = np.zeros((len(params), deformers.K))
+    c[:, 0], c[:, 1] = np.sin(theta), 1 - np.cos(theta)
+    # kappa > 0 pulls the lower lip towards contact; lip_open (kappa < 0) lets it drop further
+    # than the jaw carries it, as in open vowels
+    k_eff = kappa - params[:, PARAMS.index("lip_open")] * (1 - kappa)
+    c[:, 2], c[:, 3] = k_eff * c[:, 0], k_eff * c[:, 1]
+    for name in PARAMS[1:-1]:
+        c[:, deformers.COEFFS.index(name)] = params[:, PARAMS.index(name)]
+    # keep the lower lip from passing through the upper one: lower the tuck where needed
+    G = identity.gap_jacobian
+    k_tuck = deformers.COEFFS.index("lower_tuck")
+    g_tuck = G[k_tuck]
+    gap_without = c @ G - np.outer(c[:, k_tuck], g_tuck)
+    closing = g_tuck < 0
+    if closing.any():
+        allowed = np.min(np.maximum(gap_without[:, closing], 0) / -g_tuck[closing], axis=1)
+        c[:, k_tuck] = np.minimum(c[:, k_tuck], allowed)
+    return c
+
+
+def articulate(phones, duration: float, fps: float, identity, style: Style = Style()):
+    """Timed phones -> (T, K) coefficients at ``fps`` (frame i shows time i / fps),
+    T = ceil(duration * fps) (at least 1)."""
+    segs = segments_from_phones(phones)
+    params, kappa, t = parameter_tracks(segs, duration, style)
+    n = max(1, int(np.ceil(duration * fps - 1e-9)))
+    tf = np.arange(n) / fps
+    p = np.stack([np.interp(tf, t, params[:, k]) for k in range(params.shape[1])], axis=1)
+    kf = np.interp(tf, t, kappa)
+    return coefficients(p, kf, identity).astype(np.float32)

@@ -1,0 +1,220 @@
+"""Corpus generation: the voice catalogue, the deterministic shard plan, and one shard's making.
+
+Everything random is drawn from ``numpy.random.default_rng([seed, ...])`` keyed by what it is
+for (voice catalogue, shard index), so a shard's content depends only on the seed and its
+index: generation is reproducible whatever the number of workers and resumable shard by shard.
+
+Splits (by voice AND by sentence, plus one held-out language):
+  * every voice belongs to one split; in each (engine, language) group of voices one is a test
+    voice, one a validation voice when the group has 5 or more, the rest train;
+  * a voice of split S speaks only sentences whose id hashes into S (texts.sentence_split), so
+    test voices and test sentences never occur in training;
+  * Portuguese (``HELD_OUT_LANGUAGE``) is spoken only by its own voices, all in the split
+    ``test_language``;
+  * identities (face shapes) follow the voice: train voices use identities 0-8, validation
+    voices 9, test voices 10-11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import articulation, augment, deformers, texts
+from .dataset import FORMAT_VERSION, IdentityTable, summarize, write_shard
+from .engines import VoiceSpec, get_engine
+
+HELD_OUT_LANGUAGE = "pt"
+ESPEAK_LANGUAGES = {  # espeak voice -> (text language, number of variants)
+    "en-us": ("en", 9), "en-gb": ("en", 4), "de": ("de", 7), "es": ("es", 5), "es-419": ("es", 3),
+    "it": ("it", 6), "ru": ("ru", 6), "cs": ("cs", 5), "pl": ("pl", 6), "pt-br": ("pt", 5), "pt": ("pt", 3),
+}
+ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt",
+                   "klatt2", "klatt3", "klatt4", "Andy", "Annie", "Michael", "anika", "linda", "steph",
+                   "edward", "grandpa", "max", "paul", "victor", "iven", "Alicia", "aunty")
+FLITE_VOICES = (("slt", "train"), ("awb", "train"), ("kal16", "train"), ("rms", "test"))
+FESTIVAL_VOICES = (("voice_kal_diphone", "en", "train"), ("voice_cmu_us_slt_arctic_hts", "en", "train"),
+                   ("voice_ked_diphone", "en", "test"), ("voice_lp_diphone", "it", "train"),
+                   ("voice_pc_diphone", "it", "test"))
+SPLIT_SHARE = {"train": 0.80, "val": 0.05, "test": 0.08, "test_language": 0.07}
+ENGINE_SHARE = {"espeak": 0.70, "flite": 0.15, "festival": 0.15}
+IDENTITIES_BY_SPLIT = {"train": list(range(9)), "val": [9], "test": [10, 11], "test_language": [10, 11]}
+
+
+@dataclass
+class CorpusConfig:
+    out: str = "data/corpus"
+    hours: float = 10.5
+    seed: int = 0
+    fps: float = 30.0
+    shard_seconds: float = 180.0
+    engines: tuple = ("espeak", "flite", "festival")
+    augment: bool = True
+    max_utterance_seconds: float = 12.0
+
+
+@dataclass
+class VoiceEntry:
+    spec: VoiceSpec
+    split: str
+    identity: int
+    style: dict = field(default_factory=dict)
+
+    @property
+    def voice_id(self):
+        return self.spec.voice_id
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def voice_catalogue(cfg: CorpusConfig) -> list:
+    rng = np.random.default_rng([cfg.seed, 1])
+    voices = []
+
+    def add(spec, split):
+        ids = IDENTITIES_BY_SPLIT[split]
+        r = np.random.default_rng([cfg.seed, 2, _h(spec.voice_id)])
+        style = articulation.Style(jaw_strength=float(r.uniform(0.8, 1.15)), lip_strength=float(r.uniform(0.8, 1.15)),
+                                   smooth_hz=float(r.uniform(9.0, 13.0)), round_bias=float(r.normal(0, 0.05)))
+        voices.append(VoiceEntry(spec, split, ids[_h(cfg.seed, spec.voice_id) % len(ids)], asdict(style)))
+
+    if "espeak" in cfg.engines:
+        for ename, (lang, count) in ESPEAK_LANGUAGES.items():
+            variants = rng.permutation(ESPEAK_VARIANTS)[:count]
+            for j, var in enumerate(variants):
+                spec = VoiceSpec("espeak", f"{ename}+{var}", lang, rate=round(float(rng.uniform(0.85, 1.15)), 3),
+                                 pitch=int(rng.integers(30, 70)), extra=(int(rng.integers(30, 80)),))
+                if lang == HELD_OUT_LANGUAGE:
+                    split = "test_language"
+                else:
+                    split = "test" if j == 0 else ("val" if j == 1 and count >= 5 else "train")
+                add(spec, split)
+    if "flite" in cfg.engines:
+        for name, split in FLITE_VOICES:
+            add(VoiceSpec("flite", name, "en", rate=round(float(rng.uniform(0.9, 1.1)), 3)), split)
+    if "festival" in cfg.engines:
+        for name, lang, split in FESTIVAL_VOICES:
+            add(VoiceSpec("festival", name, lang, rate=round(float(rng.uniform(0.9, 1.1)), 3)), split)
+    return voices
+
+
+def pick_voice(cfg: CorpusConfig, voices: list, k: int) -> VoiceEntry:
+    """The voice of shard k: split by SPLIT_SHARE, then engine by ENGINE_SHARE, then uniform."""
+    rng = np.random.default_rng([cfg.seed, 3, k])
+    splits = [s for s in SPLIT_SHARE if any(v.split == s for v in voices)]
+    p = np.array([SPLIT_SHARE[s] for s in splits])
+    split = splits[rng.choice(len(splits), p=p / p.sum())]
+    engines = sorted({v.spec.engine for v in voices if v.split == split})
+    p = np.array([ENGINE_SHARE[e] for e in engines])
+    engine = engines[rng.choice(len(engines), p=p / p.sum())]
+    pool = [v for v in voices if v.split == split and v.spec.engine == engine]
+    return pool[rng.integers(len(pool))]
+
+
+def sentence_pool(voice: VoiceEntry) -> tuple:
+    if voice.split == "test_language":
+        return texts.load_sentences(voice.spec.language)
+    return texts.sentences_for(voice.spec.language, voice.split)
+
+
+_CACHE = {}
+
+
+def identity_table(cfg: CorpusConfig) -> IdentityTable:
+    key = ("ids", cfg.seed)
+    if key not in _CACHE:
+        made = [deformers.identity_basis(n, v) for n, v in deformers.make_identities(cfg.seed)]
+        _CACHE[key] = (IdentityTable([i.name for i in made], np.stack([i.neutral for i in made]),
+                                     np.stack([i.basis for i in made]), np.stack([i.lmk_basis for i in made])), made)
+    return _CACHE[key][0]
+
+
+def _identity(cfg, index):
+    identity_table(cfg)
+    return _CACHE[("ids", cfg.seed)][1][index]
+
+
+def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
+    """Synthesize, augment and animate shard k; write it under cfg.out/shards. Returns a summary."""
+    t0 = time.time()
+    voice = pick_voice(cfg, voices, k)
+    rng = np.random.default_rng([cfg.seed, 4, k])
+    engine = get_engine(voice.spec.engine)
+    pool = sentence_pool(voice)
+    identity = _identity(cfg, voice.identity)
+    names = identity_table(cfg).names
+    items, seconds, attempts = [], 0.0, 0
+    while seconds < cfg.shard_seconds and attempts < 2000:
+        batch = [pool[i] for i in rng.integers(0, len(pool), size=16 if voice.spec.engine == "festival" else 4)]
+        attempts += len(batch)
+        for text, syn in zip(batch, engine.synthesize_many(voice.spec, batch)):
+            if syn is None or syn.duration < 0.5 or syn.duration > cfg.max_utterance_seconds:
+                continue
+            if sum(1 for p in syn.phones if p.ipa) < 3:
+                continue
+            audio, phones, aug = augment.augment(syn.audio, syn.phones, rng, enabled=cfg.augment)
+            duration = len(audio) / 16000
+            style = articulation.Style.random(rng, articulation.Style(**voice.style))
+            coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style)
+            sid = texts.sentence_id(voice.spec.language, text)
+            meta = {
+                "utt_id": f"s{k:05d}_{len(items):03d}", "voice_id": voice.voice_id, "engine": voice.spec.engine,
+                "language": voice.spec.language, "sentence_id": sid, "text": text, "split": voice.split,
+                "identity": voice.identity, "identity_name": names[voice.identity],
+                "duration": round(duration, 5), "num_frames": int(len(coeffs)), "fps": cfg.fps,
+                "phones": [[round(p.start, 5), round(p.end, 5), p.ipa] for p in phones],
+                "style": {k2: round(v, 4) for k2, v in asdict(style).items()}, "augment": aug,
+            }
+            items.append({"audio": audio, "coeffs": coeffs, "landmarks": identity.landmarks(coeffs), "meta": meta})
+            seconds += duration
+            if seconds >= cfg.shard_seconds:
+                break
+    shard_dir = Path(cfg.out) / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    summary = write_shard(shard_dir / f"shard_{k:05d}", items)
+    summary.update(voice=voice.voice_id, split=voice.split, compute_seconds=round(time.time() - t0, 3))
+    return summary
+
+
+def existing_shard(cfg: CorpusConfig, k: int):
+    stem = Path(cfg.out) / "shards" / f"shard_{k:05d}"
+    if not stem.with_suffix(".npz").exists() or not stem.with_suffix(".json").exists():
+        return None
+    metas = json.loads(stem.with_suffix(".json").read_text())
+    return {"name": stem.name, "utterances": len(metas), "seconds": float(sum(m["duration"] for m in metas))}
+
+
+def write_manifest(cfg: CorpusConfig, voices: list, shard_names: list, extra: dict | None = None) -> dict:
+    out = Path(cfg.out)
+    metas = []
+    for name in shard_names:
+        metas.extend(json.loads((out / "shards" / f"{name}.json").read_text()))
+    used = {m["voice_id"] for m in metas}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": "synthetic",
+        "fps": cfg.fps,
+        "sample_rate": 16000,
+        "coefficients": list(deformers.COEFFS),
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+        "held_out_language": HELD_OUT_LANGUAGE,
+        "voices": [{"voice_id": v.voice_id, "engine": v.spec.engine, "name": v.spec.name, "language": v.spec.language,
+                    "split": v.split, "identity": v.identity, "rate": v.spec.rate, "pitch": v.spec.pitch,
+                    "used": v.voice_id in used} for v in voices],
+        "identities": identity_table(cfg).names,
+        "shards": list(shard_names),
+        "stats": summarize(metas),
+    }
+    if extra:
+        manifest.update(extra)
+    tmp = out / "manifest.tmp.json"
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+    tmp.replace(out / "manifest.json")
+    return manifest

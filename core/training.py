@@ -1,0 +1,136 @@
+"""What both training tools share: seeding, encoder-feature caching, checkpoints, early stopping.
+
+CPU-friendly by design (2 cores, no GPU): encoder features are computed once per corpus and
+encoder and cached on disk; a run checkpoints every epoch and after a wall-time budget, and
+``--resume`` continues exactly where it stopped (model, optimiser, RNG states, loss log).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import audio as audio_io
+from .encoders import get_encoder
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class FeatureCache:
+    """Encoder features of every utterance of a corpus, computed once: ``cache/<encoder>/<utt>.npy``.
+
+    Audio goes through the same loudness normalisation as at inference.
+    """
+
+    def __init__(self, cache_dir, encoder: str, encoder_options: dict | None = None):
+        self.dir = Path(cache_dir) / encoder
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.encoder_name = encoder
+        self._options = encoder_options or {}
+        self._encoder = None
+
+    def get(self, utt_id: str, audio16k: np.ndarray) -> np.ndarray:
+        path = self.dir / f"{utt_id}.npy"
+        if path.exists():
+            return np.load(path)
+        if self._encoder is None:
+            self._encoder = get_encoder(self.encoder_name, **self._options)
+        feats = self._encoder.features(audio_io.normalise_loudness(audio16k)).astype(np.float16)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, feats)
+        tmp.replace(path)
+        return feats
+
+
+@dataclass
+class RunState:
+    epoch: int = 0
+    step: int = 0
+    best_val: float = float("inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    wall_seconds: float = 0.0
+    log: list = field(default_factory=list)
+    finished: bool = False
+
+
+class Checkpointer:
+    """``run_dir/checkpoint.pt`` (latest, for resume) and ``run_dir/best.pt`` (best validation)."""
+
+    def __init__(self, run_dir):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def latest(self) -> Path:
+        return self.dir / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "best.pt"
+
+    def save(self, model, optimizer, state: RunState, config: dict, best: bool = False) -> None:
+        blob = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": state.__dict__,
+            "config": config,
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+        }
+        tmp = self.latest.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(self.latest)
+        if best:
+            torch.save({"model": model.state_dict(), "config": config, "epoch": state.epoch}, self.best)
+        (self.dir / "log.json").write_text(json.dumps(state.log, indent=1))
+
+    def resume(self, model, optimizer) -> RunState | None:
+        if not self.latest.exists():
+            return None
+        blob = torch.load(self.latest, weights_only=False)
+        model.load_state_dict(blob["model"])
+        optimizer.load_state_dict(blob["optimizer"])
+        random.setstate(blob["rng"]["python"])
+        np.random.set_state(blob["rng"]["numpy"])
+        torch.set_rng_state(blob["rng"]["torch"])
+        return RunState(**blob["state"])
+
+
+class Budget:
+    """Wall-clock budget for one session: stop cleanly (checkpointed) when it runs out."""
+
+    def __init__(self, minutes: float | None):
+        self.deadline = None if not minutes else time.monotonic() + 60.0 * minutes
+
+    def exhausted(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+
+def early_stopping_update(state: RunState, val_loss: float, patience: int) -> bool:
+    """Record a validation loss; True when it is the best so far. Sets ``finished`` on patience."""
+    improved = val_loss < state.best_val
+    if improved:
+        state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+    else:
+        state.bad_epochs += 1
+        if state.bad_epochs >= patience:
+            state.finished = True
+    return improved
+
+
+def corpus_description(corpus) -> str:
+    """One line for the weights manifest: what the network was trained on."""
+    s = corpus.manifest.get("stats", {})
+    kind = corpus.manifest.get("kind", "synthetic")
+    return (f"{kind} corpus at {corpus.root.name}: {s.get('hours', '?')} h, {s.get('num_voices', '?')} voices, "
+            f"{s.get('num_languages', '?')} languages (see weights/MODEL_CARD.md)")

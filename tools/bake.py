@@ -1,0 +1,62 @@
+"""Bake speech onto a FLAME head without opening Blender's window.
+
+    blender -b -P tools/bake.py -- --mesh head.ply --audio line.wav --out line.blend
+    python tools/bake.py --mesh head.ply --audio line.wav --out line.blend      (bpy wheel)
+    python tools/bake.py --blend shot.blend --object Head --audio line.wav --start-frame 101 --out shot_lips.blend
+
+The output .blend holds the head with its shape-key animation and the sound strip starting on
+the same frame (audio packed unless --no-pack-audio). Exit status 1 with one "error:" line on
+bad input; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parser() -> argparse.ArgumentParser:
+    from blender_addon import headless
+    ap = argparse.ArgumentParser(prog="bake.py", description=__doc__.split("\n\n")[0],
+                                 epilog="Run under Blender as: blender -b -P tools/bake.py -- ARGS")
+    src = ap.add_argument_group("head")
+    src.add_argument("--mesh", default="", help="FLAME-topology head as .ply or .obj")
+    src.add_argument("--blend", default="", help="or a .blend holding the head...")
+    src.add_argument("--object", default="", help="...and the head object's name in it")
+    ap.add_argument("--audio", required=True, help="speech audio (WAV/FLAC/OGG/MP3...)")
+    ap.add_argument("--out", required=True, help="output .blend")
+    ap.add_argument("--take", default="main", help="name of this bake (re-baking a take replaces it)")
+    headless.add_bake_options(ap)
+    return ap
+
+
+def main(argv=None) -> int:
+    from blender_addon import headless
+    from blender_addon.engine import errors
+    args = parser().parse_args(headless.script_args(argv))
+    if not args.out.lower().endswith(".blend"):
+        headless.fail(f"--out must be a .blend file, got {args.out}")
+    if bool(args.mesh) == bool(args.blend):
+        headless.fail("give exactly one of --mesh (OBJ/PLY) or --blend (with --object)")
+    try:
+        result = headless.bake_file(
+            args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
+            blend=args.blend, object_name=args.object, take=args.take, **headless.settings_from(args))
+    except errors.SpeechToFaceError as exc:
+        headless.fail(str(exc))
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(result.summary())
+    print(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.exit(code)

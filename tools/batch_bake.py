@@ -1,0 +1,207 @@
+"""Bake many clips: a folder of audio files, or a CSV/JSON manifest, one output per line.
+
+    python tools/batch_bake.py clips/ --mesh head.ply --out-dir baked/
+    python tools/batch_bake.py shots.csv --out-dir baked/            (columns below)
+    python tools/batch_bake.py clips/ --mesh head.ply --takes baked/all_lines.blend
+    blender -b -P tools/batch_bake.py -- clips/ --out-dir baked/
+
+Manifest columns (CSV header or JSON objects; only ``audio`` is required, relative paths are
+relative to the manifest): audio, name, mesh, blend, object, out, fps, start_frame, mode,
+intensity. Command-line options are the defaults for missing columns.
+
+Default: one .blend per item (<out-dir>/<name>.blend). ``--takes FILE.blend``: every clip on
+one head, one Action per clip (named S2F_<name>_<mesh>), the last one assigned.
+Finished items are skipped when rerun (--force redoes them); a failing item is reported and
+the batch goes on; the exit status is 1 if any item failed. A JSON summary is written beside
+the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
+DEFAULT_HEAD = os.path.join(ROOT, "core", "assets", "heads", "sample_neutral.ply")
+
+
+def parser() -> argparse.ArgumentParser:
+    from blender_addon import headless
+    ap = argparse.ArgumentParser(prog="batch_bake.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("input", help="folder of audio files, or a .csv/.json manifest")
+    ap.add_argument("--mesh", default="", help=f"default head .ply/.obj (default: the bundled sample head)")
+    ap.add_argument("--out-dir", default="", help="one .blend per item here (default: <input>_baked)")
+    ap.add_argument("--takes", default="", metavar="FILE.blend",
+                    help="instead: all clips on one head in this .blend, one Action per clip")
+    ap.add_argument("--force", action="store_true", help="redo items whose output already exists")
+    headless.add_bake_options(ap)
+    return ap
+
+
+def _name(text: str) -> str:
+    from blender_addon import bake
+    return bake.take_name(text)
+
+
+def read_items(source: str) -> list[dict]:
+    """[{audio, name, ...}] from a folder or a manifest; SystemExit with a message if unusable."""
+    from blender_addon import headless
+    if os.path.isdir(source):
+        files = sorted(f for f in os.listdir(source) if f.lower().endswith(AUDIO_SUFFIXES))
+        if not files:
+            headless.fail(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {source}")
+        return [{"audio": os.path.join(source, f), "name": _name(os.path.splitext(f)[0])} for f in files]
+    if not os.path.isfile(source):
+        headless.fail(f"input not found: {source}")
+    base = os.path.dirname(os.path.abspath(source))
+    try:
+        if source.lower().endswith(".json"):
+            with open(source, encoding="utf-8") as fh:
+                data = json.load(fh)
+            rows = data.get("items", []) if isinstance(data, dict) else data
+        elif source.lower().endswith(".csv"):
+            with open(source, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        else:
+            headless.fail(f"{source}: give a folder, a .csv or a .json manifest")
+    except (OSError, ValueError) as exc:
+        headless.fail(f"cannot read manifest {source}: {exc}")
+    items = []
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not row.get("audio"):
+            headless.fail(f"{source}: item {i} has no 'audio'")
+        item = {k: v for k, v in row.items() if v not in (None, "")}
+        for key in ("audio", "mesh", "blend", "out"):
+            if key in item and not os.path.isabs(item[key]):
+                item[key] = os.path.join(base, item[key])
+        item["name"] = _name(item.get("name") or os.path.splitext(os.path.basename(item["audio"]))[0])
+        items.append(item)
+    names = [it["name"] for it in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        headless.fail(f"{source}: duplicate item names {dupes} (outputs would collide): add a 'name' column")
+    return items
+
+
+def _item_settings(args, item) -> dict:
+    from blender_addon import headless
+    over = {}
+    if "mode" in item:
+        mode = str(item["mode"]).lower()
+        if mode not in ("per-frame", "compact"):
+            raise ValueError(f"mode must be per-frame or compact, got {item['mode']}")
+        over["mode"] = "COMPACT" if mode == "compact" else "PER_FRAME"
+    if "intensity" in item:
+        over["intensity"] = float(item["intensity"])
+    return headless.settings_from(args, **over)
+
+
+def run_outputs(args, items) -> list[dict]:
+    from blender_addon import headless
+    from blender_addon.engine import errors
+    out_dir = args.out_dir or (os.path.normpath(args.input) + "_baked")
+    report = []
+    for i, item in enumerate(items, 1):
+        out = item.get("out") or os.path.join(out_dir, item["name"] + ".blend")
+        tag = f"[{i}/{len(items)}] {item['name']}"
+        if os.path.isfile(out) and not args.force:
+            print(f"{tag}: skipped (done: {out})", flush=True)
+            report.append({"name": item["name"], "status": "skipped", "out": out})
+            continue
+        t0 = time.perf_counter()
+        try:
+            result = headless.bake_file(
+                args, item.get("mesh") or args.mesh or DEFAULT_HEAD, os.path.abspath(item["audio"]), out,
+                fps=float(item["fps"]) if "fps" in item else args.fps,
+                start_frame=int(item.get("start_frame", args.start_frame)),
+                blend=item.get("blend", ""), object_name=item.get("object", ""), **_item_settings(args, item))
+        except (errors.SpeechToFaceError, ValueError, RuntimeError) as exc:
+            print(f"{tag}: FAILED: {exc}", flush=True)
+            report.append({"name": item["name"], "status": "failed", "error": str(exc), "audio": item["audio"]})
+            continue
+        dt = time.perf_counter() - t0
+        print(f"{tag}: ok, {result.frames} frames from frame {result.start_frame} ({dt:.1f} s) -> {out}", flush=True)
+        report.append({"name": item["name"], "status": "ok", "out": out, "frames": result.frames,
+                       "start_frame": result.start_frame, "seconds": round(dt, 3), "trained": result.trained,
+                       "warnings": result.warnings})
+    return report
+
+
+def run_takes(args, items) -> list[dict]:
+    """All clips as takes on one head in one .blend (one Action per clip)."""
+    import bpy
+    from blender_addon import api, bake, headless
+    from blender_addon.engine import errors
+    out = os.path.abspath(args.takes)
+    if os.path.isfile(out) and not args.force:
+        scene = headless.open_blend(out)
+        obj = headless.pick_object("")
+    else:
+        scene = headless.new_scene()
+        obj = api.load_head(args.mesh or DEFAULT_HEAD)
+        api.set_fps(scene, args.fps or 30.0)
+    report = []
+    for i, item in enumerate(items, 1):
+        tag = f"[{i}/{len(items)}] {item['name']}"
+        if item["name"] in bake.takes(obj) and not args.force:
+            print(f"{tag}: skipped (take exists in {out})", flush=True)
+            report.append({"name": item["name"], "status": "skipped", "out": out})
+            continue
+        t0 = time.perf_counter()
+        try:
+            result = api.bake_one_take(obj, os.path.abspath(item["audio"]), scene=scene,
+                                       start_frame=int(item.get("start_frame", args.start_frame)),
+                                       take=item["name"], **_item_settings(args, item))
+        except (errors.SpeechToFaceError, ValueError) as exc:
+            print(f"{tag}: FAILED: {exc}", flush=True)
+            report.append({"name": item["name"], "status": "failed", "error": str(exc), "audio": item["audio"]})
+            continue
+        dt = time.perf_counter() - t0
+        action = bake.takes(obj)[result.take]["action"]
+        print(f"{tag}: ok, {result.frames} frames -> Action '{action}' ({dt:.1f} s)", flush=True)
+        report.append({"name": item["name"], "status": "ok", "out": out, "action": action,
+                       "frames": result.frames, "seconds": round(dt, 3), "trained": result.trained})
+        # Save after every clip: an interrupted batch keeps what it finished.
+        headless.save_blend(out, compress=args.compress, pack_audio=not args.no_pack_audio)
+    if not bpy.data.filepath and any(r["status"] == "ok" for r in report):
+        headless.save_blend(out, compress=args.compress, pack_audio=not args.no_pack_audio)
+    return report
+
+
+def main(argv=None) -> int:
+    from blender_addon import headless
+    args = parser().parse_args(headless.script_args(argv))
+    if args.takes and not args.takes.lower().endswith(".blend"):
+        headless.fail(f"--takes must name a .blend file, got {args.takes}")
+    items = read_items(args.input)
+    print(f"batch: {len(items)} item(s) from {args.input}", flush=True)
+    report = run_takes(args, items) if args.takes else run_outputs(args, items)
+    counts = {s: sum(r["status"] == s for r in report) for s in ("ok", "skipped", "failed")}
+    summary_dir = os.path.dirname(os.path.abspath(args.takes)) if args.takes else (
+        args.out_dir or (os.path.normpath(args.input) + "_baked"))
+    os.makedirs(summary_dir, exist_ok=True)
+    with open(os.path.join(summary_dir, "batch_summary.json"), "w", encoding="utf-8") as fh:
+        json.dump({"input": os.path.abspath(args.input), **counts, "items": report}, fh, indent=2)
+    print(f"batch done: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed", flush=True)
+    for r in report:
+        if r["status"] == "failed":
+            print(f"  failed: {r['name']}: {r['error']}")
+    if any(not r.get("trained", True) for r in report):
+        print("note: RANDOM-INITIALISED weights were used (no trained weights installed): motion is meaningless")
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Generate the synthetic 4D speech corpus (audio + phone spans + landmark/dense motion).
+
+    python tools/make_corpus.py --out data/corpus --hours 10.5 --seed 0 --workers 1
+    python tools/make_corpus.py --out /tmp/tiny --hours 0.01 --shard-seconds 20   # tiny (tests)
+
+Shard k's content depends only on (seed, k): reruns resume (finished shards are kept) and give
+the same corpus for any --workers. Shards are made in index order until the first N shards hold
+--hours of audio; shards past N made by parallel workers are removed. Writes manifest.json with
+per-voice / language / engine / split statistics. Needs the TTS engines: tools/setup_corpus.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.corpus import generate  # noqa: E402
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
+
+
+def _work(args):
+    cfg, voices, k = args
+    return k, generate.make_shard(cfg, voices, k)
+
+
+def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
+    log = log or (lambda msg: print(msg, flush=True))
+    out = Path(cfg.out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    voices = generate.voice_catalogue(cfg)
+    generate.identity_table(cfg).save(out / "identities.npz")
+    target = cfg.hours * 3600
+    done = {}
+    k = 0
+    while (s := generate.existing_shard(cfg, k)) is not None:
+        done[k] = s
+        k += 1
+
+    def prefix():
+        total, n = 0.0, 0
+        while n in done and total < target:
+            total += done[n]["seconds"]
+            n += 1
+        return n, total
+
+    n, total = prefix()
+    if done:
+        log(f"resuming: {len(done)} finished shards, {total / 3600:.3f} h")
+    t0 = time.time()
+    made_seconds = 0.0
+    compute = 0.0
+    next_k = 0
+
+    def report(k, s):
+        nonlocal made_seconds, compute
+        made_seconds += s["seconds"]
+        compute += s["compute_seconds"]
+        n, total = prefix()
+        frac = min(total / target, 1.0) if target > 0 else 1.0
+        el = time.time() - t0
+        eta = el / max(made_seconds, 1e-9) * max(target - total, 0)
+        bar = "#" * int(frac * 30)
+        log(f"[{bar:<30}] {100 * frac:5.1f}% {total / 3600:6.3f}/{cfg.hours:.3f} h  elapsed {_fmt(el)}  "
+            f"eta {_fmt(eta)}  shard {k:05d} {s['voice']} ({s['split']}) {s['seconds']:.0f}s audio "
+            f"in {s['compute_seconds']:.1f}s")
+
+    def pending():
+        nonlocal next_k
+        while next_k in done:
+            next_k += 1
+        n, total = prefix()
+        return total < target, next_k
+
+    if workers <= 1:
+        while True:
+            more, k = pending()
+            if not more:
+                break
+            done[k] = generate.make_shard(cfg, voices, k)
+            report(k, done[k])
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {}
+            while True:
+                more, _ = pending()
+                while more and len(futures) < workers:
+                    k = next_k
+                    futures[pool.submit(_work, (cfg, voices, k))] = k
+                    next_k += 1
+                    while next_k in done:
+                        next_k += 1
+                    # estimate whether what is in flight will already reach the target
+                    n, total = prefix()
+                    inflight = sum(1 for f in futures) * cfg.shard_seconds
+                    more = total + inflight < target
+                if not futures:
+                    break
+                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    k, s = f.result()
+                    del futures[f]
+                    done[k] = s
+                    report(k, s)
+    n, total = prefix()
+    # shards past the prefix that reaches the target are not part of this corpus
+    for stem in sorted((out / "shards").glob("shard_*.npz")):
+        idx = int(stem.stem.split("_")[1])
+        if idx >= n:
+            stem.unlink()
+            stem.with_suffix(".json").unlink(missing_ok=True)
+    names = [f"shard_{i:05d}" for i in range(n)]
+    wall = time.time() - t0
+    manifest = generate.write_manifest(cfg, voices, names, extra={
+        "generation": {"wall_seconds_this_run": round(wall, 1),
+                       "compute_seconds_this_run": round(compute, 1),
+                       "audio_seconds_this_run": round(made_seconds, 1),
+                       "realtime_factor_this_run": round(compute / max(made_seconds, 1e-9), 4)}})
+    st = manifest["stats"]
+    log(f"done: {st['hours']:.3f} h, {st['utterances']} utterances, {st['num_voices']} voices, "
+        f"{st['num_languages']} languages -> {out / 'manifest.json'}")
+    return manifest
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="data/corpus", help="output folder (default data/corpus, git-ignored)")
+    ap.add_argument("--hours", type=float, default=10.5, help="hours of audio to reach (default 10.5)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    ap.add_argument("--fps", type=float, default=30.0, help="motion frame rate stored (default 30)")
+    ap.add_argument("--shard-seconds", type=float, default=180.0, help="audio per shard (default 180)")
+    ap.add_argument("--engines", default="espeak,flite,festival", help="comma list (default all three)")
+    ap.add_argument("--no-augment", action="store_true", help="clean audio only")
+    a = ap.parse_args(argv)
+    cfg = generate.CorpusConfig(out=a.out, hours=a.hours, seed=a.seed, fps=a.fps, shard_seconds=a.shard_seconds,
+                                engines=tuple(e.strip() for e in a.engines.split(",") if e.strip()),
+                                augment=not a.no_augment)
+    run(cfg, workers=a.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Train S2L (speech -> 68 landmark displacements) on a corpus in the project's format.
+
+Paper defaults: Adam lr 1e-4, BiLSTM 3 x 64 (dropout 0.2), loss 0.1 rec + 1 mouth +
+1e-4 cosine + 10 velocity. CPU-friendly: encoder features are cached once per corpus,
+training uses random crops, every epoch is validated and checkpointed, ``--resume``
+continues a stopped run, ``--budget-minutes`` stops cleanly at a wall-time limit, and early
+stopping ends the run when validation stops improving. Deterministic for a given seed.
+
+    python tools/train_s2l.py --corpus data/corpus --encoder hama --run-dir runs/s2l_hama \\
+        --export weights/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import losses, metrics, weights  # noqa: E402
+from core.corpus.dataset import Corpus  # noqa: E402
+from core.pipeline import ENCODER_CONFIGS  # noqa: E402
+from core.s2l import S2L, S2LConfig  # noqa: E402
+from core.training import (Budget, Checkpointer, FeatureCache, RunState, corpus_description,  # noqa: E402
+                           early_stopping_update, seed_everything)
+
+
+def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
+               max_utterances: int | None = None) -> list:
+    """(features, landmark displacements, meta) per utterance, features cached on disk."""
+    metas = corpus.metadata(split)
+    order = np.random.default_rng(seed).permutation(len(metas))
+    keep, hours = set(), 0.0
+    for i in order:
+        if (max_hours is not None and hours >= max_hours) or (max_utterances and len(keep) >= max_utterances):
+            break
+        keep.add(metas[i]["utt_id"])
+        hours += metas[i]["duration"] / 3600
+    items = []
+    for n, utt in enumerate(corpus.utterances(split)):
+        if utt.meta["utt_id"] not in keep:
+            continue
+        items.append((cache.get(utt.meta["utt_id"], utt.audio), utt.landmark_disp.astype(np.float32), utt.meta))
+        if len(items) % 200 == 0:
+            print(f"  {split}: features for {len(items)}/{len(keep)} utterances", flush=True)
+    items.sort(key=lambda it: it[2]["utt_id"])  # corpus order must not depend on shard timing
+    return items
+
+
+def grid_step(fps: float, rate: float) -> int:
+    """Smallest frame step k with k * rate / fps whole, so crops start on an encoder frame."""
+    for k in range(1, 1001):
+        if abs(k * rate / fps - round(k * rate / fps)) < 1e-6:
+            return k
+    return 1
+
+
+def make_batches(items, crop_frames: int, fps: float, rate: float, batch: int, rng) -> list:
+    step = grid_step(fps, rate)
+    enc_len = int(np.ceil(crop_frames * rate / fps)) + 1
+    usable = [it for it in items if len(it[1]) >= crop_frames and len(it[0]) >= enc_len]
+    order = rng.permutation(len(usable))
+    batches = []
+    for b in range(0, len(order) - batch + 1, batch):
+        feats, targets = [], []
+        for i in order[b:b + batch]:
+            f, y, _ = usable[i]
+            last = min(len(y) - crop_frames, int((len(f) - enc_len) * fps / rate))
+            k0 = int(rng.integers(0, last // step + 1)) * step
+            e0 = int(round(k0 * rate / fps))
+            feats.append(f[e0:e0 + enc_len].astype(np.float32))
+            targets.append(y[k0:k0 + crop_frames])
+        batches.append((torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(targets))))
+    return batches
+
+
+@torch.no_grad()
+def validate(model, items, fps: float, lambdas: dict) -> dict:
+    model.eval()
+    total, preds, targets = [], [], []
+    for f, y, _ in items:
+        pred = model(torch.from_numpy(f.astype(np.float32))[None], len(y), fps)
+        loss, _ = losses.s2l_loss(pred, torch.from_numpy(y)[None], **lambdas)
+        total.append(float(loss))
+        preds.append(pred[0].numpy())
+        targets.append(y)
+    m = metrics.evaluate(np.concatenate(preds), np.concatenate(targets))
+    return {"loss": float(np.mean(total)), "LE_mm": m["LE"] * 1000, "DE_mm": m["DE"] * 1000, "DAE_deg": m["DAE"]}
+
+
+def feature_statistics(items) -> tuple[np.ndarray, np.ndarray]:
+    stacked = np.concatenate([it[0].astype(np.float64) for it in items])
+    return stacked.mean(0).astype(np.float32), np.maximum(stacked.std(0), 1e-3).astype(np.float32)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--encoder", default="hama", choices=sorted(ENCODER_CONFIGS))
+    ap.add_argument("--encoder-dir", help="wav2vec2: local model folder")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--cache-dir", help="feature cache (default: <corpus>/cache)")
+    ap.add_argument("--export", help="weights folder to write the best network into")
+    ap.add_argument("--export-name", help="network name in the manifest (default s2l_<encoder>)")
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--patience", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop-seconds", type=float, default=3.0)
+    ap.add_argument("--fps", type=float, help="training frame rate (default: the corpus')")
+    ap.add_argument("--no-cosine", action="store_true", help="ablation: drop the cosine loss")
+    ap.add_argument("--max-hours", type=float, help="use at most this much training audio")
+    ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
+    ap.add_argument("--budget-minutes", type=float, help="stop (checkpointed) after this wall time")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    corpus = Corpus(args.corpus)
+    fps = args.fps or corpus.fps
+    if abs(fps - corpus.fps) > 1e-9:
+        raise SystemExit("Training at another rate than the corpus' is not supported yet; omit --fps.")
+    cache = FeatureCache(args.cache_dir or Path(args.corpus) / "cache", args.encoder,
+                         {"model_dir": args.encoder_dir} if args.encoder_dir else None)
+    t_start = time.time()
+    print(f"loading features ({args.encoder}) ...", flush=True)
+    train = load_split(corpus, "train", cache, args.max_hours, args.seed)
+    val = load_split(corpus, "val", cache, None, args.seed, args.max_val)
+    if not train or not val:
+        raise SystemExit("The corpus has no train or no val utterances.")
+    hours = sum(it[2]["duration"] for it in train) / 3600
+    print(f"{len(train)} train utterances ({hours:.2f} h), {len(val)} val; features in {time.time() - t_start:.0f} s",
+          flush=True)
+
+    cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], "input_dim": int(train[0][0].shape[1])})
+    model = S2L(cfg)
+    mean, std = feature_statistics(train)
+    model.feature_mean.copy_(torch.from_numpy(mean))
+    model.feature_std.copy_(torch.from_numpy(std))
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    lambdas = dict(cosine=0.0) if args.no_cosine else {}
+    ckpt = Checkpointer(args.run_dir)
+    run_config = {**vars(args), "s2l": cfg.to_dict(), "train_hours": hours}
+    state = ckpt.resume(model, optimizer) if args.resume else None
+    if state is None:
+        state = RunState()
+    elif state.finished:
+        print("run already finished; exporting")
+    budget = Budget(args.budget_minutes)
+    rng = np.random.default_rng(args.seed + state.epoch)
+    crop = int(round(args.crop_seconds * fps))
+
+    while not state.finished and state.epoch < args.epochs and not budget.exhausted():
+        t0 = time.time()
+        model.train()
+        rng = np.random.default_rng(args.seed * 1000 + state.epoch)
+        epoch_losses = []
+        for feats, target in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
+            pred = model(feats, crop, fps)
+            loss, _ = losses.s2l_loss(pred, target, **lambdas)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            epoch_losses.append(float(loss))
+            state.step += 1
+        val_metrics = validate(model, val, fps, lambdas)
+        state.epoch += 1
+        state.wall_seconds += time.time() - t0
+        improved = early_stopping_update(state, val_metrics["loss"], args.patience)
+        state.log.append({"epoch": state.epoch, "train_loss": float(np.mean(epoch_losses)), **val_metrics,
+                          "seconds": time.time() - t0})
+        ckpt.save(model, optimizer, state, run_config, best=improved)
+        print(f"epoch {state.epoch:3d}  train {np.mean(epoch_losses):.3e}  val {val_metrics['loss']:.3e}  "
+              f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  "
+              f"{'*' if improved else ' '} {time.time() - t0:.0f} s", flush=True)
+    if state.epoch >= args.epochs:
+        state.finished = True
+        ckpt.save(model, optimizer, state, run_config)
+    if budget.exhausted() and not state.finished:
+        print("time budget used: checkpoint saved, continue with --resume")
+
+    if args.export and ckpt.best.exists():
+        best = torch.load(ckpt.best, weights_only=False)
+        state_np = {k: v.numpy() for k, v in best["model"].items()}
+        name = args.export_name or f"s2l_{args.encoder}"
+        best_log = next(e for e in state.log if e["epoch"] == best["epoch"])
+        weights.save_network(
+            args.export, name, "s2l", cfg.to_dict(), state_np, front_end=args.encoder, trained=True,
+            training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
+            extra={"epochs": best["epoch"], "epochs_run": state.epoch, "wall_minutes": round(state.wall_seconds / 60, 1),
+                   "validation": best_log, "cosine_loss": not args.no_cosine, "lr": args.lr, "seed": args.seed,
+                   "finished": state.finished},
+        )
+        print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
+    print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
