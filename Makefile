@@ -23,7 +23,8 @@ setup: system-packages $(VENV)/.installed
 
 # Main job: bake the bundled sample speech onto the bundled FLAME head -> out/demo.blend
 demo: setup
-	$(PY) tools/demo.py --out out/demo.blend
+	$(PY) tools/bake.py --mesh core/assets/heads/sample_neutral.ply \
+	  --audio core/assets/audio/sample_speech.wav --out out/demo.blend
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -69,41 +69,35 @@ def face_frame(obj):
 
 
 def setup_camera(scene, obj, profile: bool, height: int):
+    """Orthographic camera facing the face; with ``profile`` a turned linked copy beside it."""
     import bpy
     from mathutils import Matrix
     centre, front, up, size, _ = face_frame(obj)
-    right = front.cross(up).normalized()
-    subjects_width = size * 0.75
+    right = up.cross(front).normalized()  # the camera's +X when it looks back along -front
+    centre = centre + up * (size * 0.12)  # frame the whole head, not just the face
+    aspect = 1.0
     if profile:
         dup = obj.copy()  # linked: same mesh data, so the same shape keys and Action
+        dup.name = obj.name + "_profile"
         scene.collection.objects.link(dup)
-        offset = right * (size * 0.85)
-        turn = Matrix.Rotation(math.radians(90), 4, up)  # its left side faces the camera
+        offset = right * (size * 1.25)
+        turn = Matrix.Rotation(math.radians(90), 4, up)  # its side faces the camera
         dup.matrix_world = Matrix.Translation(centre + offset) @ turn @ Matrix.Translation(-centre) @ obj.matrix_world
         centre = centre + offset / 2
-        subjects_width = size * 0.75 + size * 0.85
+        aspect = 2.0
     cam_data = bpy.data.cameras.new("S2F_preview_camera")
     cam_data.type = "ORTHO"
-    aspect = 2.0 if profile else 1.0
-    cam_data.ortho_scale = max(subjects_width * 1.1, size * 0.8 * aspect)
+    cam_data.ortho_scale = size * (1.15 if profile else 1.1) * aspect
+    cam_data.clip_start = size * 0.01
+    cam_data.clip_end = size * 20
     cam = bpy.data.objects.new("S2F_preview_camera", cam_data)
     scene.collection.objects.link(cam)
-    cam.location = centre + front * size * 3
-    cam.rotation_euler = (-front).to_track_quat("-Z", "Y").to_euler()
-    cam_data.clip_end = size * 10
+    basis = Matrix((right, up, front)).transposed()  # columns: camera X, Y, Z in world space
+    cam.matrix_world = Matrix.Translation(centre + front * size * 4) @ basis.to_4x4()
     scene.camera = cam
     scene.render.resolution_y = height - height % 2
     scene.render.resolution_x = int(round(height * aspect)) // 2 * 2
     scene.render.resolution_percentage = 100
-    # Keep the camera's up aligned with the face's up (track quat picks Y; correct the roll).
-    cam_up = cam.matrix_world.to_3x3() @ _vec((0, 1, 0))
-    angle = cam_up.angle(up) if cam_up.length and up.length else 0.0
-    if angle > 1e-4:
-        axis = cam_up.cross(up)
-        sign = 1.0 if axis.dot(-front) > 0 else -1.0
-        cam.rotation_euler.rotate(Matrix.Rotation(0, 3, "Z"))
-        cam.matrix_world = Matrix.Translation(cam.location) @ Matrix.Rotation(sign * angle, 4, -front) @ \
-            cam.matrix_world.to_3x3().to_4x4()
 
 
 def setup_look(scene, engine: str):

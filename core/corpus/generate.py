@@ -30,8 +30,8 @@ from .dataset import FORMAT_VERSION, IdentityTable, summarize, write_shard
 from .engines import VoiceSpec, get_engine
 
 HELD_OUT_LANGUAGE = "pt"
-ESPEAK_LANGUAGES = {  # espeak voice -> (text language, number of variants)
-    "en-us": ("en", 9), "en-gb": ("en", 4), "de": ("de", 7), "es": ("es", 5), "es-419": ("es", 3),
+ESPEAK_LANGUAGES = {  # espeak voice ("en" is British English) -> (text language, number of variants)
+    "en-us": ("en", 9), "en": ("en", 4), "de": ("de", 7), "es": ("es", 5), "es-419": ("es", 3),
     "it": ("it", 6), "ru": ("ru", 6), "cs": ("cs", 5), "pl": ("pl", 6), "pt-br": ("pt", 5), "pt": ("pt", 3),
 }
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt",

@@ -1,0 +1,121 @@
+"""Articulation teacher and deformers: lips close for bilabials, rest in silence, nothing moves
+above the brows, human magnitudes, no lip interpenetration."""
+
+import numpy as np
+import pytest
+
+from core.corpus import articulation, deformers, phonemes
+from core.corpus.engines import Phone
+from core.flame import BROWS, load_topology
+
+FPS = 100.0
+
+
+@pytest.fixture(scope="module")
+def identities():
+    return [deformers.identity_basis(n, v) for n, v in deformers.make_identities(0)[:3]]
+
+
+def _phones(spec):
+    out, t = [], 0.0
+    for ipa, dur in spec:
+        out.append(Phone(t, t + dur, ipa))
+        t += dur
+    return out, t
+
+
+PAPA = [("", 0.4), ("ɑ", 0.2), ("p", 0.09), ("ɑ", 0.2), ("m", 0.08), ("ɑ", 0.2), ("b", 0.07), ("i", 0.15), ("", 1.0)]
+
+
+def _frame(t):
+    return int(round(t * FPS))
+
+
+def test_ipa_tokenising_and_classes():
+    assert phonemes.split_ipa("aɪ") == ["a", "ɪ"]
+    assert phonemes.split_ipa("tʃ") == ["tʃ"]
+    assert phonemes.split_ipa("ˈoːʊ") == ["o", "ʊ"]
+    assert [phonemes.viseme_of(s) for s in ("p", "b", "m", "f", "u", "a", "s", "ʃ")] == \
+        ["PBM", "PBM", "PBM", "FV", "U", "A", "SZ", "SH"]
+    assert phonemes.from_alphabet("aa1", phonemes.ARPABET) == "ɑ"
+
+
+def test_bilabials_close_the_lips(identities):
+    phones, dur = _phones(PAPA)
+    for ident in identities:
+        c = articulation.articulate(phones, dur, FPS, ident)
+        gap = c @ ident.gap_jacobian            # lip separation relative to the closed rest pose
+        t = 0.4
+        for ipa, d in PAPA[1:-1]:
+            mid = _frame(t + 0.6 * d)
+            if ipa in ("p", "m", "b"):
+                assert np.abs(gap[mid]).max() < 1e-4, (ident.name, ipa, gap[mid])
+            elif ipa == "ɑ":
+                assert gap[_frame(t + 0.5 * d)].max() > 0.003, (ident.name, gap[_frame(t + 0.5 * d)])
+            t += d
+
+
+def test_silence_returns_to_rest(identities):
+    phones, dur = _phones(PAPA)
+    ident = identities[0]
+    c = articulation.articulate(phones, dur, FPS, ident)
+    dense = ident.dense(c)
+    tail = dense[_frame(dur - 0.6):]
+    assert np.abs(tail).max() < 1e-4          # < 0.1 mm after half a second of silence
+    assert np.abs(dense[0]).max() < 1e-3      # starts near rest (some anticipation is allowed)
+    speaking = dense[_frame(0.5)]
+    assert np.abs(speaking).max() > 0.005
+
+
+def test_no_motion_above_the_brows_and_human_magnitudes(identities):
+    topo = load_topology()
+    rng = np.random.default_rng(0)
+    sounds = ["a", "i", "u", "o", "e", "p", "m", "f", "v", "s", "ʃ", "t", "k", "w", "ɹ", "l", "θ", "y"]
+    spec = [("", 0.2)] + [(sounds[i], float(rng.uniform(0.05, 0.2))) for i in rng.integers(0, len(sounds), 60)] + [("", 0.3)]
+    phones, dur = _phones(spec)
+    for ident in identities:
+        style = articulation.Style(jaw_strength=1.3, lip_strength=1.3, smooth_hz=14)
+        c = articulation.articulate(phones, dur, FPS, ident, style)
+        dense = ident.dense(c)
+        lmk = topo.landmarks(ident.neutral.astype(np.float64))
+        above_brows = ident.neutral[:, 1] > lmk[list(BROWS), 1].min()
+        assert np.abs(dense[:, above_brows]).max() == 0.0
+        assert np.abs(dense[:, topo.regions["upper_face"]]).max() == 0.0
+        chin = np.linalg.norm(ident.landmarks(c)[:, 8], axis=-1)
+        assert chin.max() < 0.022                       # jaw travel at the chin stays human
+        # lips never pass through each other (relative to the touching rest pose)
+        assert (c @ ident.gap_jacobian).min() > -2e-4
+        # landmarks are the embedding of the dense mesh
+        np.testing.assert_allclose(ident.landmarks(c), topo.landmarks(dense), atol=1e-6)
+
+
+def test_open_vowel_opens_the_jaw_about_15mm(identities):
+    phones, dur = _phones([("", 0.3), ("a", 0.5), ("", 0.5)])
+    ident = identities[0]
+    c = articulation.articulate(phones, dur, FPS, ident)
+    chin = np.linalg.norm(ident.landmarks(c)[:, 8], axis=-1)
+    assert 0.009 < chin.max() < 0.017
+
+
+def test_anticipatory_rounding(identities):
+    # "s t u": the lips round during /s t/ before the /u/ starts
+    phones, dur = _phones([("", 0.3), ("s", 0.12), ("t", 0.08), ("u", 0.25), ("", 0.4)])
+    c = articulation.articulate(phones, dur, FPS, identities[0])
+    k = deformers.COEFFS.index("round")
+    assert c[_frame(0.47), k] > 0.3
+    phones2, _ = _phones([("", 0.3), ("s", 0.12), ("t", 0.08), ("i", 0.25), ("", 0.4)])
+    c2 = articulation.articulate(phones2, dur, FPS, identities[0])
+    assert c2[_frame(0.47), k] < 0.05
+
+
+def test_jaw_is_an_exact_rotation(identities):
+    ident = identities[0]
+    theta = 0.1
+    c = np.zeros(deformers.K)
+    c[0], c[1] = np.sin(theta), 1 - np.cos(theta)
+    d = ident.dense(c[None])[0]
+    f = deformers.template_fields()
+    rigid = f.w_jaw > 0.999
+    r = ident.neutral[rigid] - deformers.jaw_pivot(ident.neutral)
+    rot = np.array([[1, 0, 0], [0, np.cos(theta), -np.sin(theta)], [0, np.sin(theta), np.cos(theta)]])
+    np.testing.assert_allclose(d[rigid], r @ rot.T - r, atol=1e-6)

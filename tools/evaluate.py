@@ -1,0 +1,196 @@
+"""Evaluate S2L + S2D like the paper (Table 1 and the Table 2 cosine ablation).
+
+On the held-out ``test`` split (unseen voices and sentences) and, separately, on the
+held-out language (``test_language``), it reports LE, DE and DAE on landmarks and on dense
+vertices, plus LVE (m^2 and mm), for:
+  * the model (S2L on speech -> S2D on its landmarks),
+  * S2D alone on the true landmarks (how much error S2D adds),
+  * baselines: the static neutral face, and the mean training motion at every frame,
+  * the ablation: an S2L trained without the cosine loss (``--ablation NAME``), same seed/budget.
+Metrics are computed per utterance and averaged over utterances. Writes a Markdown report,
+JSON and mouth-opening plots under ``docs/eval/``.
+
+    python tools/evaluate.py --corpus data/corpus --weights weights --encoder hama \\
+        --ablation-weights runs/ablation --out docs/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import audio as audio_io, flame, metrics, weights  # noqa: E402
+from core.corpus.dataset import Corpus  # noqa: E402
+from core.numpy_runtime import NumpyS2D, NumpyS2L  # noqa: E402
+from core.pipeline import Animator  # noqa: E402
+
+LIPS = list(flame.LIP_LANDMARKS)
+
+
+def mouth_opening(lmk: np.ndarray) -> np.ndarray:
+    """Inner-lip gap (landmark 62 upper to 66 lower) over time, in mm, as a displacement delta."""
+    return (lmk[:, 62, 1] - lmk[:, 66, 1]) * 1000.0
+
+
+def mean_motion(corpus: Corpus, max_utts: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Mean landmark and dense displacement over training frames (the 'mean motion' baseline)."""
+    lsum, dsum, n = 0.0, 0.0, 0
+    for i, utt in enumerate(corpus.utterances("train")):
+        if i >= max_utts:
+            break
+        lsum = lsum + utt.landmark_disp.sum(0)
+        dsum = dsum + utt.dense_disp().sum(0)
+        n += utt.num_frames
+    return (lsum / n).astype(np.float32), (dsum / n).astype(np.float32)
+
+
+def summarise(rows: list) -> dict:
+    keys = rows[0].keys()
+    return {k: float(np.nanmean([r[k] for r in rows])) if not all(np.isnan(r[k]) for r in rows) else float("nan")
+            for k in keys}
+
+
+def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, plot_dir) -> dict:
+    topo = flame.load_topology()
+    lips_dense = topo.regions["lips"]
+    results = {name: {"landmarks": [], "dense": []} for name in
+               ("model", "s2d_on_true_landmarks", "static", "mean_motion", "ablation_no_cosine")}
+    plots = []
+    for i, utt in enumerate(corpus.utterances(split)):
+        if i >= max_utts:
+            break
+        samples = audio_io.normalise_loudness(utt.audio)
+        y_l = utt.landmark_disp.astype(np.float64)
+        y_d = utt.dense_disp().astype(np.float64)
+        feats = animator.encoder.features(samples)
+        preds = {"model": animator.s2l(feats, utt.num_frames, utt.fps)}
+        if ablation_s2l is not None:
+            preds["ablation_no_cosine"] = ablation_s2l(feats, utt.num_frames, utt.fps)
+        for name, p_l in preds.items():
+            p_d = np.concatenate([s2d(p_l[j:j + 64]) for j in range(0, len(p_l), 64)])
+            results[name]["landmarks"].append(metrics.evaluate(p_l, y_l, LIPS))
+            results[name]["dense"].append(metrics.evaluate(p_d, y_d, lips_dense))
+        true_d = np.concatenate([s2d(utt.landmark_disp[j:j + 64]) for j in range(0, utt.num_frames, 64)])
+        results["s2d_on_true_landmarks"]["landmarks"].append(metrics.evaluate(y_l, y_l, LIPS))
+        results["s2d_on_true_landmarks"]["dense"].append(metrics.evaluate(true_d, y_d, lips_dense))
+        zeros_l, zeros_d = np.zeros_like(y_l), np.zeros_like(y_d)
+        results["static"]["landmarks"].append(metrics.evaluate(zeros_l, y_l, LIPS))
+        results["static"]["dense"].append(metrics.evaluate(zeros_d, y_d, lips_dense))
+        results["mean_motion"]["landmarks"].append(metrics.evaluate(zeros_l + means[0], y_l, LIPS))
+        results["mean_motion"]["dense"].append(metrics.evaluate(zeros_d + means[1], y_d, lips_dense))
+        if plot_dir is not None and len(plots) < 3:
+            plots.append(_plot(plot_dir, split, utt, preds["model"], y_l))
+    out = {}
+    for name, r in results.items():
+        if r["landmarks"]:
+            out[name] = {"landmarks": summarise(r["landmarks"]), "dense": summarise(r["dense"])}
+    out["utterances"] = len(results["model"]["landmarks"])
+    out["plots"] = plots
+    return out
+
+
+def _plot(plot_dir: Path, split: str, utt, pred_l, true_l) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = np.arange(utt.num_frames) / utt.fps
+    fig, ax = plt.subplots(figsize=(8, 2.6), dpi=90)
+    ax.plot(t, mouth_opening(true_l), label="target (articulation teacher)", color="black", lw=1.5)
+    ax.plot(t, mouth_opening(pred_l), label="predicted (S2L)", color="tab:red", lw=1.2)
+    for start, end, ph in utt.meta.get("phones", []):
+        if ph in ("p", "b", "m"):
+            ax.axvspan(start, end, color="tab:blue", alpha=0.15)
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("lip gap change (mm)")
+    ax.set_title(f"{split}: {utt.meta['voice_id']} ({utt.meta['language']}) - shaded: p/b/m", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    name = f"mouth_{split}_{utt.meta['utt_id']}.png".replace("/", "_").replace(":", "_").replace("+", "_")
+    fig.savefig(plot_dir / name)
+    plt.close(fig)
+    return name
+
+
+def _fmt(v, scale=1.0, digits=3):
+    return "n/a" if v is None or np.isnan(v) else f"{v * scale:.{digits}f}"
+
+
+def report_markdown(result: dict) -> str:
+    lines = [f"# Evaluation ({result['encoder']} encoder)", "",
+             f"Weights: {result['weights']}", f"Corpus: {result['corpus']}", "",
+             "Per-utterance metrics averaged over utterances. LE: max lip-point L2 error per frame, "
+             "DE: mean L2 displacement error, DAE: mean angle between displacement vectors (undefined "
+             "for a static prediction), LVE: max squared lip-vertex error per frame (m^2; and its root in mm).", ""]
+    for split in ("test", "test_language"):
+        if split not in result["splits"]:
+            continue
+        r = result["splits"][split]
+        title = "held-out voices and sentences" if split == "test" else "held-out language"
+        lines += [f"## `{split}` - {title} ({r['utterances']} utterances)", "",
+                  "| method | LE lmk (mm) | DE lmk (mm) | DAE lmk (deg) | LE dense (mm) | DE dense (mm) | DAE dense (deg) | LVE (m^2) | LVE (mm) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name in ("static", "mean_motion", "model", "ablation_no_cosine", "s2d_on_true_landmarks"):
+            if name not in r:
+                continue
+            lm, de = r[name]["landmarks"], r[name]["dense"]
+            lmk_cols = (["-", "-", "-"] if name == "s2d_on_true_landmarks"
+                        else [_fmt(lm["LE"], 1000), _fmt(lm["DE"], 1000), _fmt(lm["DAE"], 1, 1)])
+            lines.append(f"| {name} | " + " | ".join(lmk_cols + [
+                _fmt(de["LE"], 1000), _fmt(de["DE"], 1000), _fmt(de["DAE"], 1, 1),
+                f"{de['LVE']:.3e}", _fmt(de["lve_mm"], 1, 2)]) + " |")
+        st, mo = r["static"]["dense"], r["model"]["dense"]
+        lines += ["", f"Model / static: dense DE {mo['DE'] / st['DE']:.2f}x, dense lip LE {mo['LE'] / st['LE']:.2f}x, "
+                  f"landmark lip LE {r['model']['landmarks']['LE'] / r['static']['landmarks']['LE']:.2f}x.", ""]
+        lines += [f"![mouth opening]({p})" for p in r["plots"]] + [""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--weights", default=str(weights.DEFAULT_DIR))
+    ap.add_argument("--encoder", default="hama")
+    ap.add_argument("--ablation-weights", help="folder holding the S2L trained without the cosine loss")
+    ap.add_argument("--ablation-name", default=None, help="its network name (default s2l_<encoder>)")
+    ap.add_argument("--max-utterances", type=int, default=200, help="per split")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
+    ap.add_argument("--tag", default=None, help="file name stem (default eval_<encoder>)")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    corpus = Corpus(args.corpus)
+    animator = Animator.load(args.weights, encoder=args.encoder, backend="numpy")
+    s2d = animator.s2d
+    ablation = None
+    if args.ablation_weights:
+        cfg, state, _ = weights.load_network(args.ablation_weights, args.ablation_name or f"s2l_{args.encoder}", "s2l")
+        ablation = NumpyS2L(cfg, state)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    means = mean_motion(corpus)
+    result = {"encoder": args.encoder, "weights": animator.describe(),
+              "corpus": f"{corpus.root} ({corpus.manifest['stats']['hours']} h)", "splits": {}}
+    for split in ("test", "test_language"):
+        if corpus.metadata(split):
+            result["splits"][split] = evaluate_split(corpus, split, animator, s2d, ablation, means,
+                                                     args.max_utterances, out)
+            print(f"{split}: done ({time.time() - t0:.0f} s)", flush=True)
+    result["seconds"] = time.time() - t0
+    stem = args.tag or f"eval_{args.encoder}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = report_markdown(result)
+    (out / f"{stem}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
