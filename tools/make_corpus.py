@@ -13,6 +13,7 @@ per-voice / language / engine / split statistics. Needs the TTS engines: tools/s
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -26,11 +27,6 @@ from core.corpus import generate  # noqa: E402
 def _fmt(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
-
-
-def _work(args):
-    cfg, voices, k = args
-    return k, generate.make_shard(cfg, voices, k)
 
 
 def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
@@ -81,36 +77,31 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
         n, total = prefix()
         return total < target, next_k
 
-    if workers <= 1:
+    # one fresh process per shard (forkserver: clean, fast): see generate.run_shard_isolated
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["core.corpus.generate"])
+    prepared = generate.prepared_identities(cfg)
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = {}
         while True:
-            more, k = pending()
-            if not more:
-                break
-            done[k] = generate.make_shard(cfg, voices, k)
-            report(k, done[k])
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {}
-            while True:
-                more, _ = pending()
-                while more and len(futures) < workers:
-                    k = next_k
-                    futures[pool.submit(_work, (cfg, voices, k))] = k
+            more, _ = pending()
+            while more and len(futures) < max(1, workers):
+                k = next_k
+                futures[pool.submit(generate.run_shard_isolated, cfg, voices, k, prepared)] = k
+                next_k += 1
+                while next_k in done:
                     next_k += 1
-                    while next_k in done:
-                        next_k += 1
-                    # estimate whether what is in flight will already reach the target
-                    n, total = prefix()
-                    inflight = sum(1 for f in futures) * cfg.shard_seconds
-                    more = total + inflight < target
-                if not futures:
-                    break
-                finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    k, s = f.result()
-                    del futures[f]
-                    done[k] = s
-                    report(k, s)
+                # stop submitting once what is finished plus what is in flight reaches the target
+                n, total = prefix()
+                more = total + len(futures) * cfg.shard_seconds < target
+            if not futures:
+                break
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for f in finished:
+                k, s = f.result()
+                del futures[f]
+                done[k] = s
+                report(k, s)
     n, total = prefix()
     # shards past the prefix that reaches the target are not part of this corpus
     for stem in sorted((out / "shards").glob("shard_*.npz")):

@@ -2,6 +2,7 @@
 
     python tools/preview.py baked.blend --out-dir previews/ [--profile] [--height 360]
     blender -b -P tools/preview.py -- baked.blend --out-dir previews/ --profile
+    python tools/preview.py scene.blend --panel-png docs/panel.png    (a drawing of the sidebar panel)
 
 Frames are rendered once with Workbench (OpenGL through Mesa's software path when there is no
 GPU; --engine eevee also works but is ~20x slower here) to PNGs, then Blender's own FFmpeg
@@ -9,6 +10,11 @@ muxes them with the scene's sound strips (H.264 + AAC) through the sequencer, so
 is exactly what plays in the .blend. The camera is placed from the head's landmarks (nose,
 eyes, chin), so any head orientation or unit works. --profile adds a linked copy of the head
 seen from the side (same mesh, same animation) next to the front view.
+
+--panel-png draws the add-on's sidebar panel for the .blend's scene: the panel's real draw()
+runs against a recording layout, and the recorded rows are drawn with Pillow in Blender's
+default dark theme. It is a faithful drawing of what the panel shows, not a screenshot
+(the bpy wheel has no window to capture).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ def parser():
     ap.add_argument("--sheet", type=int, default=12, help="frames on the contact sheet (default 12)")
     ap.add_argument("--sheet-columns", type=int, default=6)
     ap.add_argument("--no-video", action="store_true", help="only the contact sheet")
+    ap.add_argument("--panel-png", default="", help="instead: draw the sidebar panel for this scene to PNG")
     return ap
 
 
@@ -214,10 +221,215 @@ def encode_video(src_scene, frames: list, first: int, out_mp4: str) -> None:
         os.unlink(t)
 
 
+# --- drawing of the sidebar panel ----------------------------------------------------------------
+
+class _Recorder:
+    """Stands in for bpy's UILayout: records what the panel's draw() asks for."""
+
+    def __init__(self, kind="column", **kw):
+        self.kind, self.kw, self.items = kind, kw, []
+        self.enabled, self.scale_y, self.alert = True, 1.0, False
+
+    def _child(self, kind, **kw):
+        child = _Recorder(kind, **kw)
+        self.items.append(child)
+        return child
+
+    def column(self, align=False, heading=""):
+        return self._child("column", heading=heading)
+
+    def row(self, align=False, heading=""):
+        return self._child("row", heading=heading)
+
+    def box(self):
+        return self._child("box")
+
+    def separator(self, factor=1.0):
+        self.items.append(("sep",))
+
+    def label(self, text="", icon="NONE"):
+        self.items.append(("label", text, icon))
+
+    def prop(self, data, name, text=None, expand=False, slider=False, **_):
+        rna = data.bl_rna.properties[name]
+        label = rna.name if text is None else text
+        value = getattr(data, name)
+        if rna.type == "ENUM":
+            items = [(i.identifier, i.name) for i in rna.enum_items] or []
+            if not items:  # dynamic enum items
+                items = [(i[0], i[1]) for i in rna.enum_items_static] or [(value, value)]
+            self.items.append(("enum", label, items, value, expand))
+        elif rna.type == "BOOLEAN":
+            self.items.append(("bool", label, bool(value)))
+        elif rna.type in ("FLOAT", "INT"):
+            text_value = f"{value:.{rna.precision}f}" if rna.type == "FLOAT" else str(value)
+            frac = None
+            if slider and rna.type == "FLOAT":
+                hi = rna.soft_max if rna.soft_max < 1e30 else rna.hard_max
+                frac = (value - rna.soft_min) / max(hi - rna.soft_min, 1e-9)
+            self.items.append(("number", label, text_value, frac))
+        else:
+            self.items.append(("text", label, str(value), rna.subtype))
+
+    def operator(self, idname, text="", icon="NONE"):
+        self.items.append(("button", text or idname, icon))
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.items.append(("progress", factor, text))
+
+
+_ICONS = {"CHECKMARK": "\u2713", "ERROR": "\u26a0", "SOUND": "\u266a", "TIME": "\u25f7", "INFO": "\u2139",
+          "OUTLINER_OB_MESH": "\u25b3", "SHAPEKEY_DATA": "\u25c6", "PLAY_SOUND": "\u25b6", "TRASH": "\u2715"}
+
+
+def draw_panel_png(context, out_png: str, width: int = 360, scale: int = 2) -> None:
+    import bpy
+    from PIL import Image, ImageDraw, ImageFont
+    root = _Recorder()
+    panel_cls = bpy.types.SPEECHTOFACE_PT_main
+    panel_cls.draw(type("PanelStandIn", (), {"layout": root})(), context)  # draw() only reads self.layout
+
+    font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    font = ImageFont.truetype(font_path, 11 * scale)
+    bold = ImageFont.truetype(font_path.replace("Sans.ttf", "Sans-Bold.ttf"), 11 * scale)
+    bg, widget, text_c, dim, accent = (48, 48, 48), (84, 84, 84), (230, 230, 230), (150, 150, 150), (71, 114, 179)
+    W = width * scale
+    img = Image.new("RGB", (W, 2000 * scale), (40, 40, 40))
+    d = ImageDraw.Draw(img)
+    pad, row_h = 10 * scale, 22 * scale
+    d.rectangle([0, 0, W, 26 * scale], fill=(61, 61, 61))
+    d.text((pad, 6 * scale), "\u25be  Speech to Face", font=bold, fill=text_c)
+    y = 34 * scale
+
+    def wrap(text, max_w, f=font):
+        words, lines, cur = text.split(), [], ""
+        for w in words:
+            t = (cur + " " + w).strip()
+            if d.textlength(t, font=f) <= max_w:
+                cur = t
+            else:
+                lines.append(cur)
+                cur = w
+        return lines + ([cur] if cur else [])
+
+    def walk(node, x0, x1, enabled=True):
+        nonlocal y
+        enabled = enabled and node.enabled
+        if node.kind == "box":
+            top = y
+            y += 4 * scale
+            for item in node.items:
+                draw_item(item, x0 + 6 * scale, x1 - 6 * scale, enabled)
+            d.rectangle([x0, top, x1, y + 2 * scale], outline=(30, 30, 30), width=scale)
+            y += 8 * scale
+            return
+        if node.kw.get("heading"):
+            d.text((x0, y + 4 * scale), node.kw["heading"], font=bold, fill=dim)
+            y += row_h
+        for item in node.items:
+            draw_item(item, x0, x1, enabled, node.scale_y)
+
+    def draw_item(item, x0, x1, enabled, sy=1.0):
+        nonlocal y
+        if isinstance(item, _Recorder):
+            walk(item, x0, x1, enabled)
+            return
+        kind = item[0]
+        fg = text_c if enabled else dim
+        h = int(row_h * sy)
+        if kind == "label":
+            icon = _ICONS.get(item[2], "")
+            colour = (235, 160, 60) if item[2] == "ERROR" else fg
+            lines = wrap((icon + "  " if icon else "") + item[1], x1 - x0)
+            for line in lines:
+                d.text((x0, y + 4 * scale), line, font=font, fill=colour)
+                y += int(row_h * 0.8)
+            y += int(row_h * 0.2)
+        elif kind == "enum":
+            _, label, items, value, expand = item
+            if expand:
+                n = len(items)
+                seg = (x1 - x0) / n
+                for k, (ident, name) in enumerate(items):
+                    fill = accent if ident == value else widget
+                    d.rounded_rectangle([x0 + k * seg, y, x0 + (k + 1) * seg - scale, y + h - 3 * scale],
+                                        radius=3 * scale, fill=fill)
+                    tw = d.textlength(name, font=font)
+                    d.text((x0 + k * seg + (seg - tw) / 2, y + 4 * scale), name, font=font, fill=fg)
+            else:
+                split = x0 + (x1 - x0) * 0.38
+                d.text((x0, y + 4 * scale), label, font=font, fill=fg)
+                name = dict(items).get(value, value)
+                d.rounded_rectangle([split, y, x1, y + h - 3 * scale], radius=3 * scale, fill=(40, 40, 40))
+                d.text((split + 6 * scale, y + 4 * scale), name + "  \u25be", font=font, fill=fg)
+            y += h
+        elif kind == "number":
+            _, label, value, frac = item
+            d.rounded_rectangle([x0, y, x1, y + h - 3 * scale], radius=3 * scale, fill=widget)
+            if frac is not None:
+                d.rounded_rectangle([x0, y, x0 + (x1 - x0) * max(0.02, min(1, frac)), y + h - 3 * scale],
+                                    radius=3 * scale, fill=accent)
+            d.text((x0 + 6 * scale, y + 4 * scale), label, font=font, fill=fg)
+            tw = d.textlength(value, font=font)
+            d.text((x1 - tw - 6 * scale, y + 4 * scale), value, font=font, fill=fg)
+            y += h
+        elif kind == "bool":
+            _, label, value = item
+            d.rounded_rectangle([x0, y + 3 * scale, x0 + 14 * scale, y + 17 * scale], radius=3 * scale,
+                                fill=accent if value else widget)
+            if value:
+                d.text((x0 + 2 * scale, y + 2 * scale), "\u2713", font=font, fill=(255, 255, 255))
+            d.text((x0 + 20 * scale, y + 4 * scale), label, font=font, fill=fg)
+            y += h
+        elif kind == "text":
+            _, label, value, subtype = item
+            split = x0 + (x1 - x0) * 0.38
+            d.text((x0, y + 4 * scale), label, font=font, fill=fg)
+            d.rounded_rectangle([split, y, x1, y + h - 3 * scale], radius=3 * scale, fill=(29, 29, 29))
+            shown = value or ("(bundled)" if subtype == "DIR_PATH" else "")
+            d.text((split + 6 * scale, y + 4 * scale), shown, font=font, fill=dim if not value else fg)
+            y += h
+        elif kind == "button":
+            _, text, icon = item
+            fill = widget if enabled else (60, 60, 60)
+            d.rounded_rectangle([x0, y, x1, y + h - 3 * scale], radius=4 * scale, fill=fill)
+            label = (_ICONS.get(icon, "") + "  " + text).strip()
+            tw = d.textlength(label, font=bold)
+            d.text((x0 + (x1 - x0 - tw) / 2, y + (h - 14 * scale) / 2), label, font=bold, fill=fg)
+            y += h + 2 * scale
+        elif kind == "progress":
+            _, factor, text = item
+            d.rounded_rectangle([x0, y, x1, y + h - 3 * scale], radius=3 * scale, fill=widget)
+            d.rounded_rectangle([x0, y, x0 + (x1 - x0) * factor, y + h - 3 * scale], radius=3 * scale, fill=accent)
+            d.text((x0 + 6 * scale, y + 4 * scale), text, font=font, fill=fg)
+            y += h
+        elif kind == "sep":
+            y += 6 * scale
+        y += 2 * scale
+
+    walk(root, pad, W - pad)
+    img = img.crop((0, 0, W, y + pad))
+    img.save(out_png)
+
+
 def main(argv=None) -> int:
     from blender_addon import bake, compat, headless
     from blender_addon.engine import errors
     args = parser().parse_args(headless.script_args(argv))
+    if args.panel_png:
+        import blender_addon
+        import bpy
+        try:
+            headless.open_blend(args.blend)
+        except errors.SpeechToFaceError as exc:
+            headless.fail(str(exc))
+        if not hasattr(bpy.types.Scene, "speech_to_face"):
+            blender_addon.register()
+        if args.object:
+            bpy.context.view_layer.objects.active = bpy.data.objects[args.object]
+        draw_panel_png(bpy.context, args.panel_png)
+        print(f"wrote {args.panel_png} (a drawing of the panel's draw() output, not a screenshot)")
+        return 0
     try:
         scene = headless.open_blend(args.blend)
         obj = headless.pick_object(args.object)

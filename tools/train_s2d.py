@@ -137,9 +137,6 @@ def main(argv=None) -> int:
         print(f"epoch {state.epoch:3d}  train {np.mean(epoch_losses):.3e}  val {val_metrics['loss']:.3e}  "
               f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  "
               f"{'*' if improved else ' '} {time.time() - t0:.0f} s", flush=True)
-    if state.epoch >= args.epochs:
-        state.finished = True
-        ckpt.save(model, optimizer, state, run_config)
     if budget.exhausted() and not state.finished:
         print("time budget used: checkpoint saved, continue with --resume")
 
@@ -151,7 +148,7 @@ def main(argv=None) -> int:
             front_end="none", trained=True, training_data=corpus_description(corpus),
             extra={"epochs": best["epoch"], "epochs_run": state.epoch, "steps": state.step,
                    "wall_minutes": round(state.wall_seconds / 60, 1), "validation": best_log, "lr": args.lr,
-                   "seed": args.seed, "finished": state.finished},
+                   "seed": args.seed, "early_stopped": state.finished},
         )
         print(f"exported s2d (epoch {best['epoch']}) to {args.export}")
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))

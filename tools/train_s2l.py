@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     if state is None:
         state = RunState()
     elif state.finished:
-        print("run already finished; exporting")
+        print("run already stopped early; exporting")
     budget = Budget(args.budget_minutes)
     rng = np.random.default_rng(args.seed + state.epoch)
     crop = int(round(args.crop_seconds * fps))
@@ -183,9 +183,6 @@ def main(argv=None) -> int:
         print(f"epoch {state.epoch:3d}  train {np.mean(epoch_losses):.3e}  val {val_metrics['loss']:.3e}  "
               f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  "
               f"{'*' if improved else ' '} {time.time() - t0:.0f} s", flush=True)
-    if state.epoch >= args.epochs:
-        state.finished = True
-        ckpt.save(model, optimizer, state, run_config)
     if budget.exhausted() and not state.finished:
         print("time budget used: checkpoint saved, continue with --resume")
 
@@ -199,7 +196,7 @@ def main(argv=None) -> int:
             training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
             extra={"epochs": best["epoch"], "epochs_run": state.epoch, "wall_minutes": round(state.wall_seconds / 60, 1),
                    "validation": best_log, "cosine_loss": not args.no_cosine, "lr": args.lr, "seed": args.seed,
-                   "finished": state.finished},
+                   "early_stopped": state.finished},
         )
         print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))

@@ -141,6 +141,21 @@ def _identity(cfg, index):
     return _CACHE[("ids", cfg.seed)][1][index]
 
 
+def prepared_identities(cfg: CorpusConfig):
+    """The identities as built here, to hand to worker processes (saves rebuilding them)."""
+    identity_table(cfg)
+    return _CACHE[("ids", cfg.seed)]
+
+
+def run_shard_isolated(cfg: CorpusConfig, voices: list, k: int, prepared=None) -> tuple:
+    """Entry point for a fresh worker process per shard: espeak-ng keeps internal state between
+    calls (its audio depends slightly on what it said before), so each shard starts from a
+    newly started library to make a shard depend only on (seed, k)."""
+    if prepared is not None:
+        _CACHE[("ids", cfg.seed)] = prepared
+    return k, make_shard(cfg, voices, k)
+
+
 def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
     """Synthesize, augment and animate shard k; write it under cfg.out/shards. Returns a summary."""
     t0 = time.time()

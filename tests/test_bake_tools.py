@@ -1,0 +1,193 @@
+"""Headless tools end to end through subprocesses (python + bpy wheel), as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from tests.addon_helpers import HEAD, ROOT, import_addon, make_wav, reset_scene, run_tool  # noqa: E402
+
+import_addon()
+from blender_addon import bake, compat, headless  # noqa: E402
+
+BAKE = ROOT / "tools" / "bake.py"
+BATCH = ROOT / "tools" / "batch_bake.py"
+PREVIEW = ROOT / "tools" / "preview.py"
+
+
+def _open(path):
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    return bpy.context.scene
+
+
+def _one_line_error(done):
+    lines = [l for l in done.stderr.strip().splitlines() if l.startswith("error:")]
+    assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
+    return lines[0]
+
+
+def test_script_args_under_blender_and_python():
+    assert headless.script_args(["--mesh", "a"]) == ["--mesh", "a"]
+    import sys
+    saved = sys.argv
+    try:
+        sys.argv = ["blender", "-b", "-P", "tools/bake.py", "--", "--audio", "x.wav"]
+        assert headless.script_args() == ["--audio", "x.wav"]
+        sys.argv = ["/opt/blender/blender", "-b", "-P", "tools/bake.py"]
+        assert headless.script_args() == []
+        sys.argv = ["tools/bake.py", "--out", "o.blend"]
+        assert headless.script_args() == ["--out", "o.blend"]
+    finally:
+        sys.argv = saved
+
+
+def test_bake_help():
+    done = run_tool(BAKE, "--help")
+    assert done.returncode == 0
+    for opt in ("--mesh", "--blend", "--object", "--audio", "--fps", "--mode", "--start-frame", "--out",
+                "--intensity", "--encoder", "--backend"):
+        assert opt in done.stdout
+
+
+def test_bake_obj_compact_at_ntsc_rate(tmp_path):
+    from core import meshio
+    v, f = meshio.read_mesh(HEAD)
+    obj_path = tmp_path / "head.obj"
+    meshio.write_obj(obj_path, v, f)
+    wav = make_wav(tmp_path / "line.wav", seconds=1.0)
+    out = tmp_path / "out" / "line.blend"
+    done = run_tool(BAKE, "--mesh", obj_path, "--audio", wav, "--out", out, "--fps", "29.97",
+                    "--mode", "compact", "--start-frame", "12")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Baked 30 frames" in done.stdout and "RANDOM-INITIALISED" in done.stdout
+    scene = _open(out)
+    assert (scene.render.fps, scene.render.fps_base) == (30, pytest.approx(1.001))
+    head = bpy.data.objects["head"]
+    rec = bake.takes(head)["main"]
+    assert rec["mode"] == "COMPACT" and rec["start_frame"] == 12 and rec["frames"] == 30
+    strips = compat.sound_strips(scene)
+    assert len(strips) == 1 and strips[0].frame_final_start == 12
+    assert strips[0].sound.packed_file is not None  # the .blend carries its audio
+    # The mesh kept FLAME's vertex order exactly (no importer in between).
+    co = np.empty(len(head.data.vertices) * 3, np.float32)
+    head.data.shape_keys.reference_key.data.foreach_get("co", co)
+    assert np.abs(co.reshape(-1, 3) - v).max() < 1e-6
+
+
+def test_bake_into_existing_blend(tmp_path):
+    scene = reset_scene()
+    from blender_addon import api
+    hero = api.load_head(str(HEAD), name="Hero")
+    cube = bpy.data.objects.new("Prop", bpy.data.meshes.new("Prop"))
+    scene.collection.objects.link(cube)
+    scene.render.fps = 25
+    src = tmp_path / "shot.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(src))
+    wav = make_wav(tmp_path / "line.wav", seconds=0.8)
+    out = tmp_path / "shot_lips.blend"
+    done = run_tool(BAKE, "--blend", src, "--object", "Hero", "--audio", wav, "--out", out, "--start-frame", "101")
+    assert done.returncode == 0, done.stdout + done.stderr
+    scene = _open(out)
+    assert scene.render.fps == 25  # the shot's rate is kept
+    rec = bake.takes(bpy.data.objects["Hero"])["main"]
+    assert rec["start_frame"] == 101 and rec["frames"] == 20
+    assert bpy.data.objects["Prop"].data.shape_keys is None
+
+
+@pytest.mark.parametrize("case", ["vertices", "audio", "object"])
+def test_bake_errors_exit_nonzero_with_one_line(tmp_path, case):
+    wav = make_wav(tmp_path / "line.wav", seconds=0.5)
+    out = tmp_path / "never.blend"
+    if case == "vertices":
+        from core import meshio
+        v, f = meshio.read_mesh(HEAD)
+        bad = tmp_path / "bad.ply"
+        meshio.write_ply(bad, v[:100], f[:10] % 100)
+        done = run_tool(BAKE, "--mesh", bad, "--audio", wav, "--out", out)
+        assert "100 vertices" in _one_line_error(done)
+    elif case == "audio":
+        done = run_tool(BAKE, "--mesh", HEAD, "--audio", tmp_path / "missing.wav", "--out", out)
+        assert "not found" in _one_line_error(done)
+    else:
+        reset_scene()
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "empty.blend"))
+        done = run_tool(BAKE, "--blend", tmp_path / "empty.blend", "--object", "Nobody", "--audio", wav, "--out", out)
+        assert "No object named 'Nobody'" in _one_line_error(done)
+    assert not out.exists()
+
+
+def test_batch_folder_continues_past_failures_and_skips_done(tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_wav(clips / "a.wav", seconds=0.5)
+    make_wav(clips / "b.wav", seconds=0.7, seed=1)
+    (clips / "c.wav").write_bytes(b"not audio" * 40)
+    out = tmp_path / "baked"
+    done = run_tool(BATCH, clips, "--out-dir", out, "--mesh", HEAD)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[3/3] c: FAILED" in done.stdout and "2 ok, 0 skipped, 1 failed" in done.stdout
+    assert (out / "a.blend").is_file() and (out / "b.blend").is_file() and not (out / "c.blend").exists()
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert (summary["ok"], summary["failed"]) == (2, 1)
+    (clips / "c.wav").unlink()
+    again = run_tool(BATCH, clips, "--out-dir", out)
+    assert again.returncode == 0 and "0 ok, 2 skipped, 0 failed" in again.stdout
+    _open(out / "b.blend")
+    assert bake.takes(bpy.data.objects["sample_neutral"])["main"]["frames"] == 21
+
+
+def test_batch_manifests_csv_and_json(tmp_path):
+    make_wav(tmp_path / "one.wav", seconds=0.5)
+    make_wav(tmp_path / "two.wav", seconds=0.5, seed=2)
+    with open(tmp_path / "shots.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["audio", "name", "fps", "start_frame", "mode"])
+        w.writerow(["one.wav", "shot_010", "24", "5", "compact"])
+        w.writerow(["two.wav", "shot_020", "60", "1", "per-frame"])
+    done = run_tool(BATCH, tmp_path / "shots.csv", "--out-dir", tmp_path / "out_csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    scene = _open(tmp_path / "out_csv" / "shot_010.blend")
+    rec = bake.takes(bpy.data.objects["sample_neutral"])["main"]
+    assert (scene.render.fps, rec["start_frame"], rec["mode"], rec["frames"]) == (24, 5, "COMPACT", 12)
+    (tmp_path / "shots.json").write_text(json.dumps({"items": [{"audio": "two.wav", "out": "json_out/x.blend"}]}))
+    done = run_tool(BATCH, tmp_path / "shots.json")
+    assert done.returncode == 0 and (tmp_path / "json_out" / "x.blend").is_file(), done.stdout + done.stderr
+
+
+def test_batch_takes_one_action_per_clip(tmp_path):
+    clips = tmp_path / "lines"
+    clips.mkdir()
+    for i in range(2):
+        make_wav(clips / f"line{i}.wav", seconds=0.4, seed=i)
+    out = tmp_path / "all.blend"
+    done = run_tool(BATCH, clips, "--takes", out, "--mode", "compact")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _open(out)
+    head = bpy.data.objects["sample_neutral"]
+    recs = bake.takes(head)
+    assert set(recs) == {"line0", "line1"}
+    assert {recs[t]["action"] for t in recs} <= {a.name for a in bpy.data.actions}
+    again = run_tool(BATCH, clips, "--takes", out)
+    assert again.returncode == 0 and "0 ok, 2 skipped" in again.stdout
+
+
+def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
+    wav = make_wav(tmp_path / "line.wav", seconds=0.6)
+    blend = tmp_path / "line.blend"
+    done = run_tool(BAKE, "--mesh", HEAD, "--audio", wav, "--out", blend, "--fps", "24", "--intensity", "0.05")
+    assert done.returncode == 0, done.stderr
+    done = run_tool(PREVIEW, blend, "--out-dir", tmp_path / "prev", "--profile", "--height", "96",
+                    "--frames", "1:6", "--sheet", "4")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    mp4 = (tmp_path / "prev" / "line.mp4").read_bytes()
+    assert mp4[4:8] == b"ftyp" and b"avc1" in mp4 and b"mp4a" in mp4  # H.264 video + AAC sound
+    sheet = tmp_path / "prev" / "line_sheet.png"
+    img = bpy.data.images.load(str(sheet))
+    assert img.size[0] > img.size[1] > 96
+    px = np.array(img.pixels[:]).reshape(-1, 4)[:, :3]
+    assert len(np.unique(px.round(2), axis=0)) > 50  # a rendered head, not an empty background
