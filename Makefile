@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := espeak-ng sox
 
-.PHONY: setup system-packages demo test clean
+.PHONY: setup system-packages demo test extension clean
 
 # System packages the tests need (the corpus tests drive espeak-ng); root on CI machines.
 system-packages:
@@ -28,6 +28,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The installable Blender extension zip -> dist/
+extension: setup
+	$(PY) tools/build_extension.py
 
 clean:
 	rm -rf $(VENV) out build dist

@@ -25,7 +25,7 @@ from . import bake as writer
 from .engine import errors, meshio
 from .job import BakeResult, BakeSettings
 
-__all__ = ["BakeResult", "BakeSettings", "load_head", "set_fps", "bake", "bake_takes", "remove_bake",
+__all__ = ["BakeResult", "BakeSettings", "load_head", "set_fps", "bake", "bake_takes", "bake_one_take", "remove_bake",
            "takes", "SpeechToFaceError"]
 SpeechToFaceError = errors.SpeechToFaceError
 

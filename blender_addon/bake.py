@@ -40,6 +40,10 @@ def target_problem(obj) -> str:
     key = obj.data.shape_keys
     if key is not None and not key.use_relative:
         return f"'{obj.name}' uses absolute shape keys: enable Relative in its Shape Keys panel."
+    if key is not None and key.animation_data is not None and key.animation_data.action is not None \
+            and key.animation_data.action.library is not None:
+        return (f"The shape keys of '{obj.name}' play a linked Action ({key.animation_data.action.name}): "
+                "make it local first.")
     return ""
 
 
@@ -191,7 +195,7 @@ def _prepare_keys(obj):
 def _target_action(key, take, own_action: bool):
     """(action, slot, fcurves, own): a new Action for this take, or the user's assigned one."""
     current, slot = compat.assigned(key)
-    if current is not None and not own_action and current.library is None:
+    if current is not None and not own_action:
         slot = compat.ensure_slot_for(current, key)
         if slot is not None and key.animation_data.action_slot is None:
             key.animation_data.action_slot = slot

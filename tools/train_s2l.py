@@ -36,7 +36,10 @@ def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float
                max_utterances: int | None = None) -> list:
     """(features, landmark displacements, meta) per utterance, features cached on disk."""
     metas = corpus.metadata(split)
-    order = np.random.default_rng(seed).permutation(len(metas))
+    # --max-hours keeps the first utterances in shard order (shards rotate voices and engines, so a
+    # prefix spans them; and a feature cache filled in shard order is used fully). Validation
+    # utterances are a seeded sample.
+    order = np.arange(len(metas)) if max_hours is not None else np.random.default_rng(seed).permutation(len(metas))
     keep, hours = set(), 0.0
     for i in order:
         if (max_hours is not None and hours >= max_hours) or (max_utterances and len(keep) >= max_utterances):

@@ -41,8 +41,12 @@ FLITE_VOICES = (("slt", "train"), ("awb", "train"), ("kal16", "train"), ("rms", 
 FESTIVAL_VOICES = (("voice_kal_diphone", "en", "train"), ("voice_cmu_us_slt_arctic_hts", "en", "train"),
                    ("voice_ked_diphone", "en", "test"), ("voice_lp_diphone", "it", "train"),
                    ("voice_pc_diphone", "it", "test"))
+# Kokoro's voices are Japanese speakers given espeak-ng's English IPA (accented English);
+# "a+b" averages two voices' style vectors (a blend).
+KOKORO_VOICES = (("jf_alpha", "train"), ("jf_gongitsune", "train"), ("jf_nezumi", "train"), ("jm_kumo", "train"),
+                 ("jf_alpha+jm_kumo", "train"), ("jf_gongitsune+jm_kumo", "train"), ("jf_tebukuro", "test"))
 SPLIT_SHARE = {"train": 0.80, "val": 0.05, "test": 0.08, "test_language": 0.07}
-ENGINE_SHARE = {"espeak": 0.70, "flite": 0.15, "festival": 0.15}
+ENGINE_SHARE = {"espeak": 0.66, "flite": 0.14, "festival": 0.14, "kokoro": 0.06}
 IDENTITIES_BY_SPLIT = {"train": list(range(9)), "val": [9], "test": [10, 11], "test_language": [10, 11]}
 
 
@@ -53,7 +57,7 @@ class CorpusConfig:
     seed: int = 0
     fps: float = 30.0
     shard_seconds: float = 180.0
-    engines: tuple = ("espeak", "flite", "festival")
+    engines: tuple = ("espeak", "flite", "festival", "kokoro")
     augment: bool = True
     max_utterance_seconds: float = 12.0
 
@@ -102,6 +106,9 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
     if "festival" in cfg.engines:
         for name, lang, split in FESTIVAL_VOICES:
             add(VoiceSpec("festival", name, lang, rate=round(float(rng.uniform(0.9, 1.1)), 3)), split)
+    if "kokoro" in cfg.engines:
+        for name, split in KOKORO_VOICES:
+            add(VoiceSpec("kokoro", name, "en", rate=round(float(rng.uniform(0.9, 1.1)), 3)), split)
     return voices
 
 

@@ -9,6 +9,8 @@ exact by construction (no recogniser, no alignment guesswork):
                  at their release, so the silent closure before them is moved into the stop.
   * ``flite``    the flite command with ``-psdur`` (phone:end-time list printed on stdout).
   * ``festival`` festival in batch mode; ``utt.save.segs`` writes each segment's end time.
+  * ``kokoro``   Kokoro-82M (neural, ONNX) from espeak-ng IPA; durations from the model's own
+                 duration tensor, corrected for its lag and pause attribution (kokoro.py).
 
 ``VoiceSpec`` names one voice: engine, engine voice name, language, speaking-rate and pitch
 settings. Synthesis is deterministic for a given spec and text.
@@ -43,7 +45,7 @@ class Synthesis:
 
 @dataclass(frozen=True)
 class VoiceSpec:
-    engine: str               # "espeak" | "flite" | "festival"
+    engine: str               # "espeak" | "flite" | "festival" | "kokoro"
     name: str                 # engine voice name, e.g. "en-us+m3", "slt", "voice_kal_diphone"
     language: str             # ISO code of the text language: en, de, es, it, ru, cs, pl, pt
     rate: float = 1.0         # speaking-rate factor (1 = engine default)
@@ -65,7 +67,10 @@ def get_engine(name: str):
     if name == "festival":
         from .festival import FestivalEngine
         return FestivalEngine()
-    raise ValueError(f"unknown TTS engine {name!r} (espeak, flite, festival)")
+    if name == "kokoro":
+        from .kokoro import KokoroEngine
+        return KokoroEngine()
+    raise ValueError(f"unknown TTS engine {name!r} (espeak, flite, festival, kokoro)")
 
 
 def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
