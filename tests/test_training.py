@@ -28,7 +28,8 @@ def corpus(tmp_path_factory):
 
 
 def test_s2l_resume_is_deterministic(corpus, tmp_path):
-    common = ["--corpus", corpus, "--encoder", "mel", "--batch", "4", "--crop-seconds", "1.0", "--seed", "3"]
+    common = ["--corpus", corpus, "--encoder", "mel", "--batch", "4", "--crop-seconds", "1.0", "--seed", "3",
+              "--cache-dir", tmp_path / "cache"]
     run("tools/train_s2l.py", *common, "--run-dir", tmp_path / "a", "--epochs", "2")
     run("tools/train_s2l.py", *common, "--run-dir", tmp_path / "b", "--epochs", "1")
     out = run("tools/train_s2l.py", *common, "--run-dir", tmp_path / "b", "--epochs", "2", "--resume",
@@ -55,7 +56,7 @@ def test_s2d_training_lowers_the_loss_and_evaluate_reports(corpus, tmp_path):
     log = json.loads((tmp_path / "s2d" / "log.json").read_text())
     assert log[-1]["loss"] < log[0]["train_loss"], log
     run("tools/train_s2l.py", "--corpus", corpus, "--encoder", "hama", "--run-dir", tmp_path / "s2l", "--epochs", "1",
-        "--batch", "4", "--crop-seconds", "1.0", "--export", tmp_path / "w")
+        "--batch", "4", "--crop-seconds", "1.0", "--export", tmp_path / "w", "--cache-dir", tmp_path / "cache")
     run("tools/evaluate.py", "--corpus", corpus, "--weights", tmp_path / "w", "--encoder", "hama",
         "--ablation-weights", tmp_path / "w", "--max-utterances", "3", "--out", tmp_path / "eval")
     result = json.loads((tmp_path / "eval" / "eval_hama.json").read_text())

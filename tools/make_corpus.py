@@ -132,11 +132,17 @@ def main(argv=None):
     ap.add_argument("--shard-seconds", type=float, default=180.0, help="audio per shard (default 180)")
     ap.add_argument("--engines", default="espeak,flite,festival,kokoro", help="comma list (default all four)")
     ap.add_argument("--no-augment", action="store_true", help="clean audio only")
+    ap.add_argument("--report", metavar="PATH", help="also write the corpus statistics as Markdown to PATH")
+    ap.add_argument("--report-only", action="store_true", help="only write --report from an existing corpus")
     a = ap.parse_args(argv)
     cfg = generate.CorpusConfig(out=a.out, hours=a.hours, seed=a.seed, fps=a.fps, shard_seconds=a.shard_seconds,
                                 engines=tuple(e.strip() for e in a.engines.split(",") if e.strip()),
                                 augment=not a.no_augment)
-    run(cfg, workers=a.workers)
+    if not a.report_only:
+        run(cfg, workers=a.workers)
+    if a.report:
+        Path(a.report).write_text(generate.report_markdown(cfg.out))
+        print(f"wrote {a.report}")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 """Render the articulation teacher's visemes and a sample sequence to small PNGs (CPU only,
 numpy rasteriser in core/corpus/raster.py; inside of the mouth drawn dark red).
 
-    python tools/render_visemes.py --out docs/corpus            # visemes.png, sequence.png, weights.png
+    python tools/render_visemes.py --out docs/corpus    # visemes.png, sequence.png, lips.png, weights.png
     python tools/render_visemes.py --out /tmp/x --identity 3    # another corpus identity
 
 visemes.png: each viseme class at its target (front and profile, lower face).
 sequence.png: frames of an espeak-ng utterance every --step seconds, labelled with the phone.
+lips.png: close-up of six poses (the closure is shown with the jaw half open).
 weights.png: jaw skinning weight (red), lip-contact weight (green), upper-lip side (blue).
 """
 
@@ -86,12 +87,29 @@ def main(argv=None):
     write_png(out / "sequence.png", grid(frames, 4))
 
     topo = load_topology()
+    # close-up of the lips: rest, closure with the jaw half open (contact must hold), f/v, u, a, sh
+    rows = []
+    lmk = topo.landmarks(identity.neutral.astype(np.float64))
+    center = lmk[[48, 54]].mean(0) + np.array([0, -0.003, -0.005])
+    for vis in ("sil", "PBM", "FV", "U", "A", "SH"):
+        c = viseme_coeffs(vis, identity)
+        text = vis
+        if vis == "PBM":
+            params = np.zeros((1, len(articulation.PARAMS)))
+            params[0, 0], params[0, articulation.PARAMS.index("press")] = 0.5, 0.6
+            c = articulation.coefficients(params, np.array([1.0]), identity)[0]
+            text = "PBM JAW 0.5"
+        v = identity.neutral + identity.dense(c[None])[0]
+        views = [render(v, topo.faces, view, 2 * a.size, center=center, extent=0.06) for view in ("front", "profile")]
+        rows.append(label(np.concatenate(views, axis=1), text))
+    write_png(out / "lips.png", grid(rows, 3))
+
     f = deformers.template_fields()
     colors = np.stack([f.w_jaw, f.lip_close, 0.25 + 0.5 * f.upper_side], axis=1)
     views = [render(topo.template, topo.faces, view, 160, center=np.array([0, -0.04, 0.0]), extent=0.26,
                     colors=colors) for view in ("front", "profile")]
     write_png(out / "weights.png", np.concatenate(views, axis=1))
-    print(f"wrote {out / 'visemes.png'}, {out / 'sequence.png'}, {out / 'weights.png'}")
+    print(f"wrote {out / 'visemes.png'}, {out / 'sequence.png'}, {out / 'lips.png'}, {out / 'weights.png'}")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default="hama", choices=sorted(ENCODER_CONFIGS))
     ap.add_argument("--encoder-dir", help="wav2vec2: local model folder")
     ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--cache-dir", help="feature cache (default: <corpus>/cache)")
+    ap.add_argument("--cache-dir", help="feature cache (default: data/feature_cache)")
     ap.add_argument("--export", help="weights folder to write the best network into")
     ap.add_argument("--export-name", help="network name in the manifest (default s2l_<encoder>)")
     ap.add_argument("--epochs", type=int, default=300)
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     fps = args.fps or corpus.fps
     if abs(fps - corpus.fps) > 1e-9:
         raise SystemExit("Training at another rate than the corpus' is not supported yet; omit --fps.")
-    cache = FeatureCache(args.cache_dir or Path(args.corpus) / "cache", args.encoder,
+    cache = FeatureCache(args.cache_dir or ROOT / "data" / "feature_cache", args.encoder,
                          {"model_dir": args.encoder_dir} if args.encoder_dir else None)
     t_start = time.time()
     print(f"loading features ({args.encoder}) ...", flush=True)

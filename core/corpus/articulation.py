@@ -36,6 +36,7 @@ from .phonemes import split_ipa, viseme_of
 PARAMS = ("jaw", "round", "protrude", "spread", "upper_raise", "lower_tuck", "press", "lip_open")
 JAW_OPEN_AT_CHIN = 0.015   # metres of chin travel at jaw = 1 (wide-open vowel)
 GRID_HZ = 200.0
+MAX_JAW, MAX_LIP = 1.1, 1.2
 
 #            jaw   round prot  spread uraise tuck  press open   jaw_dom lip_dom lip_tau_before
 _TABLE = {
@@ -92,6 +93,9 @@ def segments_from_phones(phones) -> list:
     segs = []
     for p in phones:
         sounds = split_ipa(p.ipa) if p.ipa else []
+        if p.ipa and not sounds and segs:      # a bare modifier (e.g. espeak's 'ʲ'): part of the previous sound
+            segs[-1].end = p.end
+            continue
         if not sounds:
             segs.append(Segment(p.start, p.end, "sil"))
             continue
@@ -166,7 +170,10 @@ def parameter_tracks(segments, duration: float, style: Style = Style(), fs: floa
     release = 1 - kappa
     for name in ("upper_raise", "lower_tuck", "lip_open"):
         params[:, PARAMS.index(name)] *= release
-    return np.clip(params, 0.0, None), kappa, t
+    # keep strong styles human: jaw travel at most 1.1 x the open-vowel target, lips at most 1.2
+    params[:, 0] = np.clip(params[:, 0], 0.0, MAX_JAW)
+    params[:, 1:] = np.clip(params[:, 1:], 0.0, MAX_LIP)
+    return params, kappa, t
 
 
 def coefficients(params: np.ndarray, kappa: np.ndarray, identity) -> np.ndarray:

@@ -236,7 +236,9 @@ def identity_basis(name: str, neutral: np.ndarray) -> Identity:
 
     xr = (v[:, 0] - center[0]) / half_width          # -1 .. 1 across the mouth
     lz = f.lip_zone[:, None]
-    centre_profile = np.cos(0.5 * np.pi * np.clip(np.abs(xr), 0, 1)) ** 2
+    # flat over the middle of the mouth, smoothly to zero at the corners (a peaked profile
+    # creases the lip at the midline)
+    centre_profile = 1.0 - smoothstep((np.abs(xr) - 0.35) / 0.65)
     # round: narrow towards the midline and push forward (corners more than the middle)
     B[4] = lz * np.stack([-0.30 * (v[:, 0] - center[0]),
                           np.zeros(len(v)),

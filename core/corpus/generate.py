@@ -176,15 +176,21 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
     while seconds < cfg.shard_seconds and attempts < 2000:
         batch = [pool[i] for i in rng.integers(0, len(pool), size=16 if voice.spec.engine == "festival" else 4)]
         attempts += len(batch)
-        for text, syn in zip(batch, engine.synthesize_many(voice.spec, batch)):
+        t_tts = time.time()
+        syns = engine.synthesize_many(voice.spec, batch)
+        t_tts = (time.time() - t_tts) / len(batch)
+        for text, syn in zip(batch, syns):
             if syn is None or syn.duration < 0.5 or syn.duration > cfg.max_utterance_seconds:
                 continue
             if sum(1 for p in syn.phones if p.ipa) < 3:
                 continue
+            t1 = time.time()
             audio, phones, aug = augment.augment(syn.audio, syn.phones, rng, enabled=cfg.augment)
             duration = len(audio) / 16000
+            t2 = time.time()
             style = articulation.Style.random(rng, articulation.Style(**voice.style))
             coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style)
+            t3 = time.time()
             sid = texts.sentence_id(voice.spec.language, text)
             meta = {
                 "utt_id": f"s{k:05d}_{len(items):03d}", "voice_id": voice.voice_id, "engine": voice.spec.engine,
@@ -193,6 +199,9 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
                 "duration": round(duration, 5), "num_frames": int(len(coeffs)), "fps": cfg.fps,
                 "phones": [[round(p.start, 5), round(p.end, 5), p.ipa] for p in phones],
                 "style": {k2: round(v, 4) for k2, v in asdict(style).items()}, "augment": aug,
+                # compute seconds (not part of the data; for real-time factors)
+                "timing": {"tts": round(t_tts, 4), "augment": round(t2 - t1, 4), "teacher": round(t3 - t2, 4),
+                           "tts_audio_seconds": round(syn.duration, 4)},
             }
             items.append({"audio": audio, "coeffs": coeffs, "landmarks": identity.landmarks(coeffs), "meta": meta})
             seconds += duration
@@ -240,3 +249,58 @@ def write_manifest(cfg: CorpusConfig, voices: list, shard_names: list, extra: di
     tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     tmp.replace(out / "manifest.json")
     return manifest
+
+
+def report_markdown(root) -> str:
+    """Statistics of a generated corpus as Markdown tables (for docs/corpus.md)."""
+    root = Path(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    st = manifest["stats"]
+    metas = []
+    for name in manifest["shards"]:
+        metas.extend(json.loads((root / "shards" / f"{name}.json").read_text()))
+    lines = [f"- **{st['hours']:.2f} hours** of audio, {st['utterances']} utterances, {st['frames']} frames at "
+             f"{manifest['fps']:g} fps, **{st['num_voices']} voices**, **{st['num_languages']} languages**, "
+             f"{st['num_sentences']} distinct sentences, {len(manifest['identities'])} face identities, "
+             f"{len(manifest['shards'])} shards.",
+             f"- Held-out language (split `test_language` only): `{manifest['held_out_language']}`."]
+    gen = manifest.get("generation", {})
+    if gen:
+        lines.append(f"- Generation (last run): {gen['audio_seconds_this_run'] / 3600:.2f} h of audio in "
+                     f"{gen['wall_seconds_this_run'] / 60:.1f} min wall on one worker process "
+                     f"(real-time factor {gen['realtime_factor_this_run']:.3f} including augmentation, teacher and writing).")
+    size = sum(p.stat().st_size for p in (root / "shards").glob("*")) + (root / "identities.npz").stat().st_size
+    lines.append(f"- Size on disk: {size / 1e9:.2f} GB (16-bit audio, float32 landmarks and coefficients).")
+
+    def table(title, key, extra=None):
+        out = [f"\n### {title}\n", "| " + key + " | hours | utterances |" + (" " + extra[0] + " |" if extra else ""),
+               "|---|---:|---:|" + ("---|" if extra else "")]
+        for k, v in st[f"by_{key}"].items():
+            out.append(f"| {k} | {v['hours']:.3f} | {v['utterances']} |" + (f" {extra[1](k)} |" if extra else ""))
+        return out
+
+    tts = {}
+    for m in metas:
+        t = tts.setdefault(m["engine"], [0.0, 0.0, 0.0, 0.0])
+        t[0] += m["timing"]["tts"]
+        t[1] += m["timing"]["tts_audio_seconds"]
+        t[2] += m["timing"]["augment"] + m["timing"]["teacher"]
+        t[3] += m["duration"]
+    rtf = {e: f"{v[0] / max(v[1], 1e-9):.4f} (augment + teacher {v[2] / max(v[3], 1e-9):.4f})" for e, v in tts.items()}
+    lines += table("By engine", "engine", ("TTS real-time factor (compute s / audio s, one core)", lambda k: rtf.get(k, "")))
+    lines += table("By language", "language")
+    lines += table("By split", "split")
+    lines.append("\n### By voice\n")
+    lines.append("| voice | engine | language | split | hours | utterances |")
+    lines.append("|---|---|---|---|---:|---:|")
+    for k, v in st["by_voice"].items():
+        lines.append(f"| `{k}` | {v['engine']} | {v['language']} | {v['split']} | {v['hours']:.3f} | {v['utterances']} |")
+    lines += table("By face identity", "identity")
+    aug = {}
+    for m in metas:
+        for k in m["augment"]:
+            if k != "rms_dbfs":
+                aug[k.split("_")[0]] = aug.get(k.split("_")[0], 0) + 1
+    lines.append("\n### Augmentation (utterances with each transform; all get a random level)\n")
+    lines.append(", ".join(f"{k}: {v} ({100 * v / len(metas):.0f} %)" for k, v in sorted(aug.items())))
+    return "\n".join(lines) + "\n"
