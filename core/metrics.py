@@ -66,3 +66,12 @@ def evaluate(pred, target, lips=None) -> dict:
         "lve_mm": float(np.sqrt(lve) * 1000.0),
         "frames": int(pred.shape[0]),
     }
+
+
+def evaluate_dense_and_landmarks(pred, target) -> dict:
+    """The paper's table for one pair of dense displacement sequences (T, 5023, 3): metrics on
+    the 68 landmarks (taken through the landmark embedding) and on all vertices."""
+    topo = flame.load_topology()
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    return {"landmarks": evaluate(topo.landmarks(pred), topo.landmarks(target)),
+            "dense": evaluate(pred, target)}

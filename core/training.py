@@ -132,6 +132,22 @@ def early_stopping_update(state: RunState, val_loss: float, patience: int) -> bo
     return improved
 
 
+def end_epoch(state: RunState, ckpt: Checkpointer, model, optimizer, run_config: dict, train_losses: list,
+              val_metrics: dict, started: float, patience: int) -> bool:
+    """Book-keeping after each epoch: early stopping, log, checkpoint, one progress line."""
+    seconds = time.time() - started
+    state.epoch += 1
+    state.wall_seconds += seconds
+    improved = early_stopping_update(state, val_metrics["loss"], patience)
+    state.log.append({"epoch": state.epoch, "train_loss": float(np.mean(train_losses)), **val_metrics,
+                      "seconds": seconds})
+    ckpt.save(model, optimizer, state, run_config, best=improved)
+    print(f"epoch {state.epoch:3d}  train {np.mean(train_losses):.3e}  val {val_metrics['loss']:.3e}  "
+          f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  {'*' if improved else ' '} "
+          f"{seconds:.0f} s", flush=True)
+    return improved
+
+
 def corpus_description(corpus) -> str:
     """One line for the weights manifest: what the network was trained on."""
     s = corpus.manifest.get("stats", {})

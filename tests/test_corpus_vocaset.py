@@ -80,6 +80,9 @@ def test_convert_and_read(fixture, tmp_path):
         np.testing.assert_allclose(np.delete(dense, 7, axis=0), np.delete(want, 7, axis=0), atol=1e-5)
         np.testing.assert_allclose(utt.landmark_disp, topo.landmarks(dense), atol=1e-6)
         np.testing.assert_allclose(utt.neutral, topo.template, atol=1e-5)
+        r = utt.at_fps(30.0)
+        assert r.num_frames == int(np.ceil(utt.meta["duration"] * 30 - 1e-9)) and r.coeffs.shape == (r.num_frames, 0)
+        np.testing.assert_allclose(r.dense_disp()[1], dense[2], atol=1e-6)      # frame 1 at 30 fps = frame 2 at 60
     assert len(seen) == 4
     assert {m["split"] for m in corpus.metadata("test")} == {"test"}
 

@@ -96,3 +96,14 @@ def test_metrics_on_dense_use_lip_region(topology):
     assert m["DE"] == pytest.approx(0.012 / 5023)
     with pytest.raises(ValueError):
         metrics.evaluate(pred, target[:, :100])
+
+
+def test_one_call_gives_landmark_and_dense_tables(topology):
+    rng = np.random.default_rng(0)
+    target = rng.normal(scale=0.001, size=(4, 5023, 3))
+    pred = target * 0.5
+    table = metrics.evaluate_dense_and_landmarks(pred, target)
+    lmk_t = topology.landmarks(target)
+    assert table["landmarks"]["DE"] == pytest.approx(np.linalg.norm(0.5 * lmk_t, axis=-1).mean())
+    assert table["dense"]["DE"] == pytest.approx(np.linalg.norm(0.5 * target, axis=-1).mean())
+    assert table["dense"]["DAE"] == pytest.approx(0.0, abs=1e-5)  # same directions

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from core import audio as audio_io, flame, metrics, weights  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
-from core.numpy_runtime import NumpyS2D, NumpyS2L  # noqa: E402
+from core.numpy_runtime import NumpyS2L  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
 
 LIPS = list(flame.LIP_LANDMARKS)

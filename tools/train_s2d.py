@@ -27,7 +27,7 @@ from core import losses, metrics, weights  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.s2d import S2D, S2DConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, RunState, corpus_description,  # noqa: E402
-                           early_stopping_update, seed_everything)
+                           end_epoch, seed_everything)
 
 
 class FramePool:
@@ -128,15 +128,7 @@ def main(argv=None) -> int:
             epoch_losses.append(float(loss))
             state.step += 1
         val_metrics = validate(model, val, weights_v, 64)
-        state.epoch += 1
-        state.wall_seconds += time.time() - t0
-        improved = early_stopping_update(state, val_metrics["loss"], args.patience)
-        state.log.append({"epoch": state.epoch, "train_loss": float(np.mean(epoch_losses)), **val_metrics,
-                          "seconds": time.time() - t0})
-        ckpt.save(model, optimizer, state, run_config, best=improved)
-        print(f"epoch {state.epoch:3d}  train {np.mean(epoch_losses):.3e}  val {val_metrics['loss']:.3e}  "
-              f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  "
-              f"{'*' if improved else ' '} {time.time() - t0:.0f} s", flush=True)
+        end_epoch(state, ckpt, model, optimizer, run_config, epoch_losses, val_metrics, t0, args.patience)
     if budget.exhausted() and not state.finished:
         print("time budget used: checkpoint saved, continue with --resume")
 

@@ -29,7 +29,7 @@ from core.corpus.dataset import Corpus  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, FeatureCache, RunState, corpus_description,  # noqa: E402
-                           early_stopping_update, seed_everything)
+                           end_epoch, seed_everything)
 
 
 def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
@@ -177,15 +177,7 @@ def main(argv=None) -> int:
             epoch_losses.append(float(loss))
             state.step += 1
         val_metrics = validate(model, val, fps, lambdas)
-        state.epoch += 1
-        state.wall_seconds += time.time() - t0
-        improved = early_stopping_update(state, val_metrics["loss"], args.patience)
-        state.log.append({"epoch": state.epoch, "train_loss": float(np.mean(epoch_losses)), **val_metrics,
-                          "seconds": time.time() - t0})
-        ckpt.save(model, optimizer, state, run_config, best=improved)
-        print(f"epoch {state.epoch:3d}  train {np.mean(epoch_losses):.3e}  val {val_metrics['loss']:.3e}  "
-              f"LE {val_metrics['LE_mm']:.2f} mm  DE {val_metrics['DE_mm']:.3f} mm  "
-              f"{'*' if improved else ' '} {time.time() - t0:.0f} s", flush=True)
+        end_epoch(state, ckpt, model, optimizer, run_config, epoch_losses, val_metrics, t0, args.patience)
     if budget.exhausted() and not state.finished:
         print("time budget used: checkpoint saved, continue with --resume")
 

@@ -82,7 +82,8 @@ class Utterance:
         if self._dense is not None:
             dense = interp(self._dense.astype(np.float32))
             from ..flame import load_topology
-            return Utterance(self.audio, fps, self.coeffs[:0].reshape(0, 0) if self.coeffs.size == 0 else interp(self.coeffs),
+            coeffs = np.zeros((n, 0), np.float32) if self.coeffs.size == 0 else interp(self.coeffs)
+            return Utterance(self.audio, fps, coeffs,
                              load_topology().landmarks(dense).astype(np.float32), dict(self.meta), self._identity, dense)
         coeffs = interp(self.coeffs)
         lmk = np.tensordot(coeffs, self._identity.lmk_basis[self.meta["identity"]], axes=(1, 0)).astype(np.float32)
