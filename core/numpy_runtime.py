@@ -14,8 +14,8 @@ from .mesh_hierarchy import MeshHierarchy, load_hierarchy
 
 S2L_DEFAULTS = dict(encoder="hama", input_dim=191, encoder_rate=50.0, frontend_channels=0,
                     frontend_layers=2, frontend_kernel=5, hidden_size=64, num_layers=3,
-                    dropout=0.2, num_landmarks=68)
-S2D_DEFAULTS = dict(num_landmarks=68, filters=[128, 64, 32, 32, 16, 3], activation="elu")
+                    dropout=0.2, num_landmarks=68, output_scale=1.0)
+S2D_DEFAULTS = dict(num_landmarks=68, filters=[128, 64, 32, 32, 16, 3], activation="elu", scale=1e-3)
 
 
 def _sigmoid(x):
@@ -70,7 +70,7 @@ class NumpyS2L:
             fwd = self._lstm_direction(x, layer, "", reverse=False)
             bwd = self._lstm_direction(x, layer, "_reverse", reverse=True)
             x = np.concatenate([fwd, bwd], axis=1)
-        out = x @ p["output.weight"].T + p["output.bias"]
+        out = (x @ p["output.weight"].T + p["output.bias"]) * c["output_scale"]
         return out.reshape(num_frames, c["num_landmarks"], 3)
 
     def _lstm_direction(self, x: np.ndarray, layer: int, sfx: str, reverse: bool) -> np.ndarray:
@@ -130,7 +130,7 @@ class NumpyS2D:
         """(B, 68, 3) -> (B, 5023, 3) vertex displacements."""
         p, f = self.p, self.config["filters"]
         b = landmark_displacements.shape[0]
-        x = landmark_displacements.reshape(b, -1).astype(np.float32) @ p["fc.weight"].T + p["fc.bias"]
+        x = (landmark_displacements.reshape(b, -1).astype(np.float32) / np.float32(self.config["scale"])) @ p["fc.weight"].T + p["fc.bias"]
         # Vertex-major layout (N, B, C): gathering whole rows is what numpy does fastest.
         x = np.ascontiguousarray(x.reshape(b, int(self.h.level_sizes[-1]), f[0]).transpose(1, 0, 2))
         for i, level in enumerate(self.levels):
@@ -147,7 +147,7 @@ class NumpyS2D:
                 weight = weight.astype(np.float32)
                 x = (x[index[:, 0]] * weight[:, 0, None, None] + x[index[:, 1]] * weight[:, 1, None, None]
                      + x[index[:, 2]] * weight[:, 2, None, None])
-        return np.ascontiguousarray(x.transpose(1, 0, 2))
+        return np.ascontiguousarray(x.transpose(1, 0, 2)) * np.float32(self.config["scale"])
 
 
 # ------------------------------------------------------------------------------------- shared

@@ -27,6 +27,9 @@ class S2DConfig:
     # Feature width on the coarsest level, then the output width of each spiral convolution.
     filters: list = field(default_factory=lambda: [128, 64, 32, 32, 16, 3])
     activation: str = "elu"
+    # Speech motion is a few millimetres; the network works in mm (input / scale, output *
+    # scale) so its weights are O(1) and Adam's lr-sized steps stay small next to them.
+    scale: float = 1e-3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,9 +81,10 @@ class S2D(nn.Module):
     def forward(self, landmark_displacements: torch.Tensor) -> torch.Tensor:
         """(B, 68, 3) -> (B, 5023, 3) vertex displacements."""
         b = landmark_displacements.shape[0]
-        x = self.fc(landmark_displacements.reshape(b, -1)).reshape(b, self.coarse_size, -1)
+        x = landmark_displacements.reshape(b, -1) / self.config.scale
+        x = self.fc(x).reshape(b, self.coarse_size, -1)
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i < len(self.ups):
                 x = self.ups[i](self.act(x))
-        return x
+        return x * self.config.scale

@@ -32,6 +32,7 @@ class S2LConfig:
     num_layers: int = 3
     dropout: float = 0.2
     num_landmarks: int = 68
+    output_scale: float = 1.0      # metres per output unit (1: zero-initialised output learns fastest)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +67,8 @@ class S2L(nn.Module):
             x = self.frontend(x.transpose(1, 2)).transpose(1, 2)
         x = resample_frames(x, self.config.encoder_rate, fps, num_frames, offset)
         x, _ = self.lstm(x)
-        return self.output(x).view(x.shape[0], num_frames, self.config.num_landmarks, 3)
+        out = self.output(x) * self.config.output_scale
+        return out.view(x.shape[0], num_frames, self.config.num_landmarks, 3)
 
 
 def resample_frames(x: torch.Tensor, source_rate: float, fps: float, num_frames: int,

@@ -174,7 +174,7 @@ def main(argv=None) -> int:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            epoch_losses.append(float(loss))
+            epoch_losses.append(float(loss.detach()))
             state.step += 1
         val_metrics = validate(model, val, fps, lambdas)
         end_epoch(state, ckpt, model, optimizer, run_config, epoch_losses, val_metrics, t0, args.patience)
