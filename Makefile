@@ -2,16 +2,12 @@
 PYTHON_BASE ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := espeak-ng sox
 
 .PHONY: setup system-packages demo test extension clean
 
-# System packages the tests need (the corpus tests drive espeak-ng); root on CI machines.
+# System packages: the TTS engines, voices and texts the corpus tools and tests use (apt).
 system-packages:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "Please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; fi
+	bash tools/setup_corpus.sh
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON_BASE) -m venv $(VENV)
