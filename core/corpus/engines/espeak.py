@@ -68,6 +68,13 @@ def _library():
     return lib
 
 
+def voice_exists(name: str) -> bool:
+    """Whether espeak-ng knows the voice; forgets the engine's current voice (it was replaced)."""
+    ok = _library().espeak_SetVoiceByName(name.encode()) == 0
+    _STATE["voice"] = None
+    return ok
+
+
 class EspeakEngine:
     name = "espeak"
 
