@@ -65,4 +65,4 @@ def test_s2d_training_lowers_the_loss_and_evaluate_reports(corpus, tmp_path):
     assert set(test) >= {"model", "static", "mean_motion", "s2d_on_true_landmarks", "ablation_no_cosine"}
     md = (tmp_path / "eval" / "eval_hama.md").read_text()
     assert "| static |" in md and "held-out language" in md
-    assert list((tmp_path / "eval").glob("mouth_test_*.png"))
+    assert list((tmp_path / "eval").glob("eval_hama_mouth_test_*.png"))

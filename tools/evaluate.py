@@ -58,7 +58,7 @@ def summarise(rows: list) -> dict:
             for k in keys}
 
 
-def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, plot_dir) -> dict:
+def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, plot_dir, stem) -> dict:
     topo = flame.load_topology()
     lips_dense = topo.regions["lips"]
     results = {name: {"landmarks": [], "dense": []} for name in
@@ -87,7 +87,7 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         results["mean_motion"]["landmarks"].append(metrics.evaluate(zeros_l + means[0], y_l, LIPS))
         results["mean_motion"]["dense"].append(metrics.evaluate(zeros_d + means[1], y_d, lips_dense))
         if plot_dir is not None and len(plots) < 3:
-            plots.append(_plot(plot_dir, split, utt, preds["model"], y_l))
+            plots.append(_plot(plot_dir, stem, split, utt, preds["model"], y_l))
     out = {}
     for name, r in results.items():
         if r["landmarks"]:
@@ -97,7 +97,7 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
     return out
 
 
-def _plot(plot_dir: Path, split: str, utt, pred_l, true_l) -> str:
+def _plot(plot_dir: Path, stem: str, split: str, utt, pred_l, true_l) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -113,7 +113,7 @@ def _plot(plot_dir: Path, split: str, utt, pred_l, true_l) -> str:
     ax.set_title(f"{split}: {utt.meta['voice_id']} ({utt.meta['language']}) - shaded: p/b/m", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    name = f"mouth_{split}_{utt.meta['utt_id']}.png".replace("/", "_").replace(":", "_").replace("+", "_")
+    name = f"{stem}_mouth_{split}_{utt.meta['utt_id']}.png".replace("/", "_").replace(":", "_").replace("+", "_")
     fig.savefig(plot_dir / name)
     plt.close(fig)
     return name
@@ -178,13 +178,13 @@ def main(argv=None) -> int:
     means = mean_motion(corpus)
     result = {"encoder": args.encoder, "weights": animator.describe(),
               "corpus": f"{corpus.root} ({corpus.manifest['stats']['hours']} h)", "splits": {}}
+    stem = args.tag or f"eval_{args.encoder}"
     for split in ("test", "test_language"):
         if corpus.metadata(split):
             result["splits"][split] = evaluate_split(corpus, split, animator, s2d, ablation, means,
-                                                     args.max_utterances, out)
+                                                     args.max_utterances, out, stem)
             print(f"{split}: done ({time.time() - t0:.0f} s)", flush=True)
     result["seconds"] = time.time() - t0
-    stem = args.tag or f"eval_{args.encoder}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     md = report_markdown(result)
     (out / f"{stem}.md").write_text(md)
