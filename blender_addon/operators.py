@@ -154,11 +154,4 @@ class SPEECHTOFACE_OT_remove(bpy.types.Operator):
 classes = (SPEECHTOFACE_OT_bake, SPEECHTOFACE_OT_remove)
 
 
-def register():
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister():
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -74,11 +74,4 @@ class SPEECHTOFACE_PT_main(bpy.types.Panel):
 classes = (SPEECHTOFACE_PT_main,)
 
 
-def register():
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister():
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(classes)
