@@ -148,6 +148,31 @@ def end_epoch(state: RunState, ckpt: Checkpointer, model, optimizer, run_config:
     return improved
 
 
+def add_run_arguments(ap) -> None:
+    """Options every training tool shares: early stopping, time budget, resume, seed, threads."""
+    ap.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
+    ap.add_argument("--budget-minutes", type=float, help="stop (checkpointed) after this wall time")
+    ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def export_best(ckpt: Checkpointer, state: RunState, args, name: str, kind: str, config: dict, *,
+                front_end: str, training_data: str, extra: dict | None = None) -> None:
+    """Write the best checkpoint's network to ``args.export`` with what the run recorded."""
+    from . import weights
+    best = torch.load(ckpt.best, weights_only=False)
+    best_log = next(e for e in state.log if e["epoch"] == best["epoch"])
+    weights.save_network(
+        args.export, name, kind, config, {k: v.numpy() for k, v in best["model"].items()},
+        front_end=front_end, trained=True, training_data=training_data,
+        extra={"epochs": best["epoch"], "epochs_run": state.epoch, "steps": state.step,
+               "wall_minutes": round(state.wall_seconds / 60, 1), "validation": best_log, "lr": args.lr,
+               "seed": args.seed, "early_stopped": state.finished, **(extra or {})},
+    )
+    print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
+
+
 def corpus_description(corpus) -> str:
     """One line for the weights manifest: what the network was trained on."""
     s = corpus.manifest.get("stats", {})

@@ -23,11 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import losses, metrics, weights  # noqa: E402
+from core import losses, metrics  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.s2d import S2D, S2DConfig  # noqa: E402
-from core.training import (Budget, Checkpointer, RunState, corpus_description,  # noqa: E402
-                           end_epoch, seed_everything)
+from core.training import (Budget, Checkpointer, RunState, add_run_arguments,  # noqa: E402
+                           corpus_description, end_epoch, export_best, seed_everything)
 
 
 class FramePool:
@@ -87,15 +87,11 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="weights folder to write the best network into")
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--steps-per-epoch", type=int, default=200)
-    ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-train-frames", type=int, default=400_000)
     ap.add_argument("--max-val-frames", type=int, default=2000)
-    ap.add_argument("--budget-minutes", type=float)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_arguments(ap)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -133,16 +129,8 @@ def main(argv=None) -> int:
         print("time budget used: checkpoint saved, continue with --resume")
 
     if args.export and ckpt.best.exists():
-        best = torch.load(ckpt.best, weights_only=False)
-        best_log = next(e for e in state.log if e["epoch"] == best["epoch"])
-        weights.save_network(
-            args.export, "s2d", "s2d", cfg.to_dict(), {k: v.numpy() for k, v in best["model"].items()},
-            front_end="none", trained=True, training_data=corpus_description(corpus),
-            extra={"epochs": best["epoch"], "epochs_run": state.epoch, "steps": state.step,
-                   "wall_minutes": round(state.wall_seconds / 60, 1), "validation": best_log, "lr": args.lr,
-                   "seed": args.seed, "early_stopped": state.finished},
-        )
-        print(f"exported s2d (epoch {best['epoch']}) to {args.export}")
+        export_best(ckpt, state, args, "s2d", "s2d", cfg.to_dict(), front_end="none",
+                    training_data=corpus_description(corpus))
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
     return 0
 

@@ -24,12 +24,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import losses, metrics, weights  # noqa: E402
+from core import losses, metrics  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
-from core.training import (Budget, Checkpointer, FeatureCache, RunState, corpus_description,  # noqa: E402
-                           end_epoch, seed_everything)
+from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run_arguments,  # noqa: E402
+                           corpus_description, end_epoch, export_best, seed_everything)
 
 
 def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
@@ -47,7 +47,7 @@ def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float
         keep.add(metas[i]["utt_id"])
         hours += metas[i]["duration"] / 3600
     items = []
-    for n, utt in enumerate(corpus.utterances(split)):
+    for utt in corpus.utterances(split):
         if utt.meta["utt_id"] not in keep:
             continue
         items.append((cache.get(utt.meta["utt_id"], utt.audio), utt.landmark_disp.astype(np.float32), utt.meta))
@@ -113,26 +113,19 @@ def main(argv=None) -> int:
     ap.add_argument("--export", help="weights folder to write the best network into")
     ap.add_argument("--export-name", help="network name in the manifest (default s2l_<encoder>)")
     ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop-seconds", type=float, default=3.0)
-    ap.add_argument("--fps", type=float, help="training frame rate (default: the corpus')")
     ap.add_argument("--no-cosine", action="store_true", help="ablation: drop the cosine loss")
     ap.add_argument("--max-hours", type=float, help="use at most this much training audio")
     ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
-    ap.add_argument("--budget-minutes", type=float, help="stop (checkpointed) after this wall time")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_arguments(ap)
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     corpus = Corpus(args.corpus)
-    fps = args.fps or corpus.fps
-    if abs(fps - corpus.fps) > 1e-9:
-        raise SystemExit("Training at another rate than the corpus' is not supported yet; omit --fps.")
+    fps = corpus.fps  # trained at the corpus' rate; S2L resamples to any rate at inference
     cache = FeatureCache(args.cache_dir or ROOT / "data" / "feature_cache", args.encoder,
                          {"model_dir": args.encoder_dir} if args.encoder_dir else None)
     t_start = time.time()
@@ -182,18 +175,10 @@ def main(argv=None) -> int:
         print("time budget used: checkpoint saved, continue with --resume")
 
     if args.export and ckpt.best.exists():
-        best = torch.load(ckpt.best, weights_only=False)
-        state_np = {k: v.numpy() for k, v in best["model"].items()}
-        name = args.export_name or f"s2l_{args.encoder}"
-        best_log = next(e for e in state.log if e["epoch"] == best["epoch"])
-        weights.save_network(
-            args.export, name, "s2l", cfg.to_dict(), state_np, front_end=args.encoder, trained=True,
-            training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
-            extra={"epochs": best["epoch"], "epochs_run": state.epoch, "wall_minutes": round(state.wall_seconds / 60, 1),
-                   "validation": best_log, "cosine_loss": not args.no_cosine, "lr": args.lr, "seed": args.seed,
-                   "early_stopped": state.finished},
-        )
-        print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
+        export_best(ckpt, state, args, args.export_name or f"s2l_{args.encoder}", "s2l", cfg.to_dict(),
+                    front_end=args.encoder,
+                    training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
+                    extra={"cosine_loss": not args.no_cosine})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
     return 0
 
