@@ -2,6 +2,16 @@
 
 All operate on displacements from the neutral pose, shaped (B, T, K, 3) for S2L (K = 68)
 and (B, K, 3) for S2D (K = 5023). The lambda defaults are the paper's.
+
+Units. The paper gives the lambdas but not the unit the losses are computed in. Speech
+displacements are about 0.1-3 mm, so in metres the squared-error terms are ~1e-8 while
+1e-4 * cosine is ~1e-4: the cosine term, meant as a small regulariser, then outweighs the
+others in value and in gradient by about 10^4, and the fit of magnitudes (and the stillness
+of vertices that should not move, whose cosine gradient is zero) is left to noise. The
+combined objectives therefore take displacements in millimetres by default (``unit=1e-3``
+metres per loss unit), where the lambdas give the balance their names suggest; ``unit=1.0``
+reproduces the metre convention. The single-term functions are unit-free: they see what
+they are given.
 """
 
 from __future__ import annotations
@@ -11,6 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from . import flame
+
+MILLIMETRE = 1e-3   # metres per loss unit (see the module docstring)
+LOSS_UNITS = {"mm": MILLIMETRE, "m": 1.0}
 
 
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -51,8 +64,10 @@ def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
     return (w / w.sum()).astype(np.float32)
 
 
-def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0) -> tuple[torch.Tensor, dict]:
-    """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity. Returns (total, parts)."""
+def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0,
+             unit: float = MILLIMETRE) -> tuple[torch.Tensor, dict]:
+    """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity, on metres / ``unit``."""
+    pred, target = pred / unit, target / unit
     parts = {
         "rec": reconstruction_loss(pred, target),
         "mouth": mouth_loss(pred, target),
@@ -63,8 +78,10 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0) -> tu
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def s2d_loss(pred, target, weights, rec=0.1, cosine=1e-4, weighted=1.0) -> tuple[torch.Tensor, dict]:
-    """S2D objective: 0.1 rec + 1e-4 cosine + 1 weighted. Returns (total, parts)."""
+def s2d_loss(pred, target, weights, rec=0.1, cosine=1e-4, weighted=1.0,
+             unit: float = MILLIMETRE) -> tuple[torch.Tensor, dict]:
+    """S2D objective: 0.1 rec + 1e-4 cosine + 1 weighted, on metres / ``unit``."""
+    pred, target = pred / unit, target / unit
     parts = {
         "rec": reconstruction_loss(pred, target),
         "cosine": cosine_loss(pred, target),

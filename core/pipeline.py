@@ -77,10 +77,10 @@ class Animator:
             raise ValueError(f"Unknown back end '{backend}'; choose 'numpy' or 'torch'.")
         directory = Path(weights_dir) if weights_dir is not None else weights.DEFAULT_DIR
         s2l_name = f"s2l_{encoder}"
-        present = weights.has_network(directory, s2l_name) and weights.has_network(directory, "s2d")
-        if present:
-            s2l_cfg, s2l_state, s2l_entry = weights.load_network(directory, s2l_name, "s2l")
-            s2d_cfg, s2d_state, s2d_entry = weights.load_network(directory, "s2d", "s2d")
+        manifest = weights.read_manifest(directory)
+        if {s2l_name, "s2d"} <= set(manifest["networks"]):
+            s2l_cfg, s2l_state, s2l_entry = weights.load_network(directory, s2l_name, "s2l", manifest)
+            s2d_cfg, s2d_state, s2d_entry = weights.load_network(directory, "s2d", "s2d", manifest)
             trained = bool(s2l_entry.get("trained")) and bool(s2d_entry.get("trained"))
             source = f"weights from {directory}"
         elif allow_random:

@@ -149,7 +149,9 @@ def end_epoch(state: RunState, ckpt: Checkpointer, model, optimizer, run_config:
 
 
 def add_run_arguments(ap) -> None:
-    """Options every training tool shares: early stopping, time budget, resume, seed, threads."""
+    """Options every training tool shares: loss unit, early stopping, time budget, resume, seed, threads."""
+    ap.add_argument("--loss-unit", choices=("mm", "m"), default="mm",
+                    help="unit the losses see displacements in (core.losses explains the default)")
     ap.add_argument("--patience", type=int, default=10, help="epochs without improvement before stopping")
     ap.add_argument("--budget-minutes", type=float, help="stop (checkpointed) after this wall time")
     ap.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -168,7 +170,7 @@ def export_best(ckpt: Checkpointer, state: RunState, args, name: str, kind: str,
         front_end=front_end, trained=True, training_data=training_data,
         extra={"epochs": best["epoch"], "epochs_run": state.epoch, "steps": state.step,
                "wall_minutes": round(state.wall_seconds / 60, 1), "validation": best_log, "lr": args.lr,
-               "seed": args.seed, "early_stopped": state.finished, **(extra or {})},
+               "seed": args.seed, "loss_unit": args.loss_unit, "early_stopped": state.finished, **(extra or {})},
     )
     print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
 

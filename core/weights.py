@@ -85,10 +85,13 @@ def save_network(directory, name: str, kind: str, config: dict, state: dict, *, 
     return path
 
 
-def load_network(directory, name: str, kind: str) -> tuple[dict, dict, dict]:
-    """(config, state, manifest entry) of a network, after checking hash, kind and topology."""
+def load_network(directory, name: str, kind: str, manifest: dict | None = None) -> tuple[dict, dict, dict]:
+    """(config, state, manifest entry) of a network, after checking hash, kind and topology.
+
+    ``manifest``: the directory's manifest when the caller has already read it.
+    """
     directory = Path(directory)
-    entry = read_manifest(directory)["networks"].get(name)
+    entry = (manifest or read_manifest(directory))["networks"].get(name)
     if entry is None:
         raise WeightsError(f"No '{name}' network in {directory / MANIFEST}.")
     path = directory / entry["file"]

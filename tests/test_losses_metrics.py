@@ -49,6 +49,22 @@ def test_s2l_total_uses_paper_lambdas():
     assert total.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_objectives_see_millimetres_by_default():
+    # Metres in, millimetres inside: squared terms grow by 1e6, the cosine term is scale-free.
+    pred, target = _s2l_pair()
+    pred, target = pred * 1e-3, target * 1e-3
+    _, in_mm = losses.s2l_loss(pred, target)
+    _, in_m = losses.s2l_loss(pred, target, unit=1.0)
+    assert in_mm["mouth"] == pytest.approx(25 / (2 * 84), rel=1e-5)
+    assert in_m["mouth"] == pytest.approx(in_mm["mouth"] * 1e-6, rel=1e-5)
+    assert in_m["cosine"] == pytest.approx(in_mm["cosine"], rel=1e-6)
+    w = torch.full((5023,), 1 / 5023)
+    dense_pred, dense_target = torch.zeros(1, 5023, 3), torch.zeros(1, 5023, 3)
+    dense_target[0, 7] = torch.tensor([0.0, 2e-3, 0.0])
+    _, parts = losses.s2d_loss(dense_pred, dense_target, w)
+    assert parts["rec"] == pytest.approx(4.0 / (5023 * 3), rel=1e-5)
+
+
 def test_weighted_loss_and_vertex_weights(topology):
     w = losses.vertex_weights()
     assert w.shape == (5023,) and w.sum() == pytest.approx(1.0, rel=1e-5)

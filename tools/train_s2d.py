@@ -65,13 +65,13 @@ class FramePool:
 
 
 @torch.no_grad()
-def validate(model, pool: FramePool, weights_v, batch: int) -> dict:
+def validate(model, pool: FramePool, weights_v, batch: int, unit: float) -> dict:
     model.eval()
     total, preds, targets = [], [], []
     for i in range(0, len(pool), batch):
         x, y = pool.batch(np.arange(i, min(len(pool), i + batch)))
         pred = model(x)
-        loss, _ = losses.s2d_loss(pred, y, weights_v)
+        loss, _ = losses.s2d_loss(pred, y, weights_v, unit=unit)
         total.append(float(loss) * len(x))
         preds.append(pred.numpy())
         targets.append(y.numpy())
@@ -105,6 +105,7 @@ def main(argv=None) -> int:
     model = S2D(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     weights_v = torch.from_numpy(losses.vertex_weights())
+    unit = losses.LOSS_UNITS[args.loss_unit]
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2d": cfg.to_dict()}
     state = (ckpt.resume(model, optimizer) if args.resume else None) or RunState()
@@ -117,13 +118,13 @@ def main(argv=None) -> int:
         epoch_losses = []
         for _ in range(args.steps_per_epoch):
             x, y = train.batch(rng.integers(0, len(train), args.batch))
-            loss, _ = losses.s2d_loss(model(x), y, weights_v)
+            loss, _ = losses.s2d_loss(model(x), y, weights_v, unit=unit)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             epoch_losses.append(float(loss.detach()))
             state.step += 1
-        val_metrics = validate(model, val, weights_v, 64)
+        val_metrics = validate(model, val, weights_v, 64, unit)
         end_epoch(state, ckpt, model, optimizer, run_config, epoch_losses, val_metrics, t0, args.patience)
     if budget.exhausted() and not state.finished:
         print("time budget used: checkpoint saved, continue with --resume")

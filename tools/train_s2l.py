@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     model.feature_mean.copy_(torch.from_numpy(mean))
     model.feature_std.copy_(torch.from_numpy(std))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    lambdas = dict(cosine=0.0) if args.no_cosine else {}
+    lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], **({"cosine": 0.0} if args.no_cosine else {})}
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2l": cfg.to_dict(), "train_hours": hours}
     state = ckpt.resume(model, optimizer) if args.resume else None
