@@ -54,6 +54,17 @@ def test_bake_help():
         assert opt in done.stdout
 
 
+@pytest.mark.parametrize("tool", [BAKE, BATCH, PREVIEW], ids=lambda p: p.name)
+def test_tools_without_bpy_say_how_to_run_them(tool):
+    # -S hides site-packages, so this interpreter has no bpy, like a plain system Python.
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-S", str(tool), "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == (f"error: {tool.name} needs Blender's Python: run it as "
+                                   f"'blender -b -P tools/{tool.name} -- ARGS' or install the bpy wheel")
+
+
 def test_bake_obj_compact_at_ntsc_rate(tmp_path):
     from core import meshio
     v, f = meshio.read_mesh(HEAD)

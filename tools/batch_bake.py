@@ -28,11 +28,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-try:
-    import bpy  # noqa: F401  (Blender, or the bpy wheel: pip install bpy==5.0.1)
-except ImportError:
-    sys.exit(f"error: {os.path.basename(__file__)} needs Blender's Python: run it as "
-             f"'blender -b -P {os.path.relpath(__file__)} -- ARGS' or install the bpy wheel")
+from tools.blender_entry import require_bpy  # noqa: E402
+
+require_bpy(__file__)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".opus")
 DEFAULT_HEAD = os.path.join(ROOT, "core", "assets", "heads", "sample_neutral.ply")
