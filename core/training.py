@@ -114,7 +114,8 @@ class Budget:
     """Wall-clock budget for one session: stop cleanly (checkpointed) when it runs out."""
 
     def __init__(self, minutes: float | None):
-        self.deadline = None if not minutes else time.monotonic() + 60.0 * minutes
+        # None: no limit; 0: no training at all (``--resume --budget-minutes 0 --export`` only exports).
+        self.deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
 
     def exhausted(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline

@@ -66,3 +66,12 @@ def test_s2d_training_lowers_the_loss_and_evaluate_reports(corpus, tmp_path):
     md = (tmp_path / "eval" / "eval_hama.md").read_text()
     assert "| static |" in md and "held-out language" in md
     assert list((tmp_path / "eval").glob("eval_hama_mouth_test_*.png"))
+
+
+def test_budget_none_is_unlimited_and_zero_trains_nothing():
+    import time
+    from core.training import Budget
+    assert not Budget(None).exhausted()
+    zero = Budget(0)
+    time.sleep(0.01)
+    assert zero.exhausted()     # --resume --budget-minutes 0 --export: export without training

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -104,6 +105,17 @@ def plot(out: Path, encoder: str, results: list, fps: float) -> str:
     return name
 
 
+def unique_recordings(files: list) -> list:
+    """Drop files whose bytes repeat an earlier one (the bundled sample is also in the test data)."""
+    seen, kept = set(), []
+    for f in files:
+        digest = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(f)
+    return kept
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("audio", nargs="*", help="recordings (default: bundled sample + pocketsphinx-testdata)")
@@ -112,7 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
     args = ap.parse_args(argv)
-    files = args.audio or sorted({f for g in DEFAULT_GLOBS for f in glob.glob(g)})
+    files = unique_recordings(args.audio or sorted({f for g in DEFAULT_GLOBS for f in glob.glob(g)}))
     if not files:
         raise SystemExit("no recordings found")
     from hama.asr import ASRModel
