@@ -134,3 +134,10 @@ def test_weights_round_trip_and_failures(tmp_path, topology, speech16k):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(WeightsError, match="unreadable"):
         Animator.load(tmp_path, encoder="mel")
+
+
+def test_bundled_weights_are_named_as_such():
+    # Reports written by the tools then hold no machine-specific path.
+    if not weights.has_network(weights.DEFAULT_DIR, "s2l_mel"):
+        pytest.skip("no bundled weights")
+    assert Animator.load(encoder="mel").describe() == "encoder=mel, back end=numpy, trained: the bundled weights"

@@ -76,14 +76,15 @@ def main(argv=None) -> int:
                          f"{s['gap_speech_median_mm']:.2f} mm in speech; lips closing at {s['bilabials_closing']} of "
                          f"{s['bilabials_found']} p/b/m; chin-loudness r = {s['jaw_loudness_correlation_mean']:.2f} "
                          "(`docs/eval/real_speech.md`).")
-    abl = Path(args.eval) / "ablation_cosine.json"
-    if abl.exists():
-        r = json.loads(abl.read_text())["splits"]["test"]
+    for abl in sorted(Path(args.eval).glob("ablation_cosine*.json")):
+        result = json.loads(abl.read_text())
+        r = result["splits"]["test"]
         w, wo = r["model"]["landmarks"], r["ablation_no_cosine"]["landmarks"]
-        lines.append(f"- cosine-loss ablation (hama, 25 epochs each, same seed and data; `docs/eval/ablation_cosine.md`): "
-                     f"landmark DAE {w['DAE']:.1f} deg with vs {wo['DAE']:.1f} without; landmark DE "
-                     f"{w['DE'] * 1000:.3f} vs {wo['DE'] * 1000:.3f} mm; dense DE {r['model']['dense']['DE'] * 1000:.3f} vs "
-                     f"{r['ablation_no_cosine']['dense']['DE'] * 1000:.3f} mm.")
+        seed = abl.stem.partition("_seed")[2] or "0"   # evaluate.py --tag ablation_cosine[_seedN]
+        lines.append(f"- cosine-loss ablation (hama, 25 epochs each, seed {seed} for both, same data; "
+                     f"`docs/eval/{abl.stem}.md`): landmark DAE {w['DAE']:.1f} deg with vs {wo['DAE']:.1f} without; "
+                     f"landmark DE {w['DE'] * 1000:.3f} vs {wo['DE'] * 1000:.3f} mm; dense DE "
+                     f"{r['model']['dense']['DE'] * 1000:.3f} vs {r['ablation_no_cosine']['dense']['DE'] * 1000:.3f} mm.")
     lines += ["", "## How they were trained", "",
               "S2D read the finished corpus. The S2L runs read a view of its first 135 shards "
               "(`data/corpus_partial`: the same files, 6.8 h, all four splits) whose encoder features were already "
