@@ -120,7 +120,11 @@ def main(argv=None) -> int:
               "cheeks puff, emotion, blinks or head motion).",
               "- Speech comes from text-to-speech engines (with augmentation); real recordings are covered by the "
               "`hama` encoder, which was trained on real speech, but the S2L on top of it has only seen synthetic voices.",
-              "- Trained on CPU within a session budget: fewer epochs than the paper's 300.", "",
+              "- Trained on CPU within a session budget: fewer epochs than the paper's 300.",
+              "- S2L overfits within about 50 epochs (training loss well under validation loss), and twice the "
+              "audio did not help: the number of voices, not of hours, looks like the limit.",
+              "- The `mel` front end, learnt from synthetic voices only, closes the lips at far fewer real p/b/m "
+              "than `hama` (real-speech lines above): prefer `hama` where it is installed.", "",
               "## Licence notes", "",
               "- Weights derived from the FLAME topology and template (CC-BY-4.0, MPI-IS; Li et al., SIGGRAPH Asia 2017).",
               "- Training audio made with espeak-ng (GPL-3.0 program; its output is not covered), Flite and Festival "
