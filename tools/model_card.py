@@ -111,8 +111,10 @@ def main(argv=None) -> int:
               "by ~10^4. Trained that way, the previous weights had S2D's validation dense DE at 0.093 mm (0.026 mm now) "
               "and the model's test dense DE at 0.44x the static face (0.30x now), with noise over the face that "
               "should stay still.",
-              "- The cosine loss is kept at the paper's 1e-4, though in millimetres both ablation seeds measure it "
-              "making the angles worse (landmark DAE about 5 deg higher) and the magnitudes slightly worse.",
+              "- The cosine loss is kept at the paper's 1e-4. In millimetres both 25-epoch ablation seeds measure it "
+              "making the angles worse (landmark DAE about 5 deg higher), but an S2L hama trained to early stopping "
+              "without it (`docs/eval/candidate_hama_no_cosine.md`) is no better than the shipped one on the test "
+              "split (landmark DAE 15.7 against 14.6 deg, dense DE 0.114 mm for both).",
               "- Early stopping on the paper objective; validation runs every epoch.", ""]
     lines += ["", "## Known limits", "",
               "- The targets come from a procedural articulation model driven by exact phoneme timings, not from "
