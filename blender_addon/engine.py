@@ -47,11 +47,11 @@ def weights_state(weights_dir=None, encoder: str = "hama") -> tuple[str, str]:
     if weights_dir and not directory.is_dir():
         return "broken", f"Weights folder not found: {directory}"
     try:
-        ok = weights.has_network(directory, f"s2l_{encoder}") and weights.has_network(directory, "s2d")
+        ok = weights.has_networks(directory, f"s2l_{encoder}", "s2d")
     except errors.WeightsError as exc:
         return "broken", str(exc)
     if ok:
-        return "present", f"weights from {directory}"
+        return "present", weights.describe_source(directory)
     return "absent", f"no trained weights for the {encoder} encoder in {directory}"
 
 

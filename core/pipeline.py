@@ -78,12 +78,11 @@ class Animator:
         directory = Path(weights_dir) if weights_dir is not None else weights.DEFAULT_DIR
         s2l_name = f"s2l_{encoder}"
         manifest = weights.read_manifest(directory)
-        if {s2l_name, "s2d"} <= set(manifest["networks"]):
+        if weights.has_networks(directory, s2l_name, "s2d", manifest=manifest):
             s2l_cfg, s2l_state, s2l_entry = weights.load_network(directory, s2l_name, "s2l", manifest)
             s2d_cfg, s2d_state, s2d_entry = weights.load_network(directory, "s2d", "s2d", manifest)
             trained = bool(s2l_entry.get("trained")) and bool(s2d_entry.get("trained"))
-            bundled = directory.resolve() == Path(weights.DEFAULT_DIR).resolve()
-            source = "the bundled weights" if bundled else f"weights from {directory}"
+            source = weights.describe_source(directory)
         elif allow_random:
             s2l_cfg, s2d_cfg = dict(ENCODER_CONFIGS[encoder]), {}
             s2l_state = random_state(s2l_parameter_shapes(s2l_cfg), seed)

@@ -55,8 +55,15 @@ def read_manifest(directory) -> dict:
     return manifest
 
 
-def has_network(directory, name: str) -> bool:
-    return name in read_manifest(directory).get("networks", {})
+def has_networks(directory, *names: str, manifest: dict | None = None) -> bool:
+    """Whether the manifest lists every one of ``names`` (files are checked when they load)."""
+    return set(names) <= set((manifest or read_manifest(directory))["networks"])
+
+
+def describe_source(directory) -> str:
+    """How reports and the panel name a weights folder: the bundled one without a machine path."""
+    directory = Path(directory)
+    return "the bundled weights" if directory.resolve() == DEFAULT_DIR else f"weights from {directory}"
 
 
 def save_network(directory, name: str, kind: str, config: dict, state: dict, *, front_end: str,

@@ -78,7 +78,7 @@ def test_bake_obj_compact_at_ntsc_rate(tmp_path):
     assert "Baked 30 frames" in done.stdout
     # The output says when the networks are random, and only then.
     from core import weights
-    bundled = weights.has_network(weights.DEFAULT_DIR, "s2l_hama") and weights.has_network(weights.DEFAULT_DIR, "s2d")
+    bundled = weights.has_networks(weights.DEFAULT_DIR, "s2l_hama", "s2d")
     assert ("RANDOM-INITIALISED" in done.stdout) == (not bundled)
     scene = _open(out)
     assert (scene.render.fps, scene.render.fps_base) == (30, pytest.approx(1.001))

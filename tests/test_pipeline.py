@@ -138,6 +138,6 @@ def test_weights_round_trip_and_failures(tmp_path, topology, speech16k):
 
 def test_bundled_weights_are_named_as_such():
     # Reports written by the tools then hold no machine-specific path.
-    if not weights.has_network(weights.DEFAULT_DIR, "s2l_mel"):
+    if not weights.has_networks(weights.DEFAULT_DIR, "s2l_mel", "s2d"):
         pytest.skip("no bundled weights")
     assert Animator.load(encoder="mel").describe() == "encoder=mel, back end=numpy, trained: the bundled weights"
