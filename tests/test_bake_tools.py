@@ -80,6 +80,8 @@ def test_bake_obj_compact_at_ntsc_rate(tmp_path):
     from core import weights
     bundled = weights.has_networks(weights.DEFAULT_DIR, "s2l_hama", "s2d")
     assert ("RANDOM-INITIALISED" in done.stdout) == (not bundled)
+    # It names the networks it used, as the README promises for `make demo`.
+    assert "networks: encoder=hama, back end=numpy, " in done.stdout
     scene = _open(out)
     assert (scene.render.fps, scene.render.fps_base) == (30, pytest.approx(1.001))
     head = bpy.data.objects["head"]

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     for w in result.warnings:
         print(f"warning: {w}")
     print(result.summary())
+    print(f"networks: {result.description}")
     print(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
     return 0
 
