@@ -64,9 +64,27 @@ def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
     return (w / w.sum()).astype(np.float32)
 
 
-def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0,
+def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float = 4.0,
+                 closed_below: float = 0.5) -> torch.Tensor:
+    """Squared error of the signed inner-lip gap (y of landmark 62 minus y of 66; see
+    core.lip_aperture), with frames whose target gap is under ``closed_below`` (a closure, in
+    the loss unit) weighted ``closure_weight`` times.
+
+    Not in the paper. The mouth loss averages over 28 points, so a BiLSTM that regresses towards
+    the mean (narrow openings, closures approached but not sealed) pays little for it; this term
+    prices exactly the two extremes a viewer reads: how wide the mouth opens, and whether the
+    lips meet at p/b/m.
+    """
+    gap_p = pred[..., 62, 1] - pred[..., 66, 1]
+    gap_t = target[..., 62, 1] - target[..., 66, 1]
+    w = 1.0 + (closure_weight - 1.0) * (gap_t < closed_below).to(pred.dtype)
+    return (w * (gap_p - gap_t) ** 2).mean()
+
+
+def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0.0,
              unit: float = MILLIMETRE) -> tuple[torch.Tensor, dict]:
-    """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity, on metres / ``unit``."""
+    """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity (+ ``gap`` lip-gap term,
+    off by default as in the paper), on metres / ``unit``."""
     pred, target = pred / unit, target / unit
     parts = {
         "rec": reconstruction_loss(pred, target),
@@ -74,7 +92,11 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0,
         "cosine": cosine_loss(pred, target),
         "velocity": velocity_loss(pred, target),
     }
+    if gap:
+        parts["gap"] = lip_gap_loss(pred, target)
     total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]
+    if gap:
+        total = total + gap * parts["gap"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 

@@ -14,7 +14,7 @@ from .mesh_hierarchy import MeshHierarchy, load_hierarchy
 
 S2L_DEFAULTS = dict(encoder="hama", input_dim=191, encoder_rate=50.0, frontend_channels=0,
                     frontend_layers=2, frontend_kernel=5, hidden_size=64, num_layers=3,
-                    dropout=0.2, num_landmarks=68, output_scale=1.0)
+                    dropout=0.2, num_landmarks=68, output_scale=1.0, condition_dim=0)
 S2D_DEFAULTS = dict(num_landmarks=68, filters=[128, 64, 32, 32, 16, 3], activation="elu", scale=1e-3)
 
 
@@ -41,6 +41,7 @@ def s2l_parameter_shapes(config: dict) -> dict:
         shapes[f"frontend.{2 * i}.bias"] = (c["frontend_channels"],)
         width = c["frontend_channels"]
     h = c["hidden_size"]
+    width += c["condition_dim"]
     for layer in range(c["num_layers"]):
         n_in = width if layer == 0 else 2 * h
         for sfx in ("", "_reverse"):
@@ -59,13 +60,19 @@ class NumpyS2L:
         _check_state("S2L", s2l_parameter_shapes(c), state)
         self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
 
-    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
-        """(T_enc, input_dim) features -> (num_frames, 68, 3) landmark displacements."""
+    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0,
+                 condition: np.ndarray | None = None) -> np.ndarray:
+        """(T_enc, input_dim) features -> (num_frames, 68, 3) landmark displacements.
+
+        ``condition``: (num_frames, condition_dim) codes (None: zeros, neutral)."""
         c, p = self.config, self.p
         x = (np.asarray(features, np.float32) - p["feature_mean"]) / p["feature_std"]
         for i in range(c["frontend_layers"] if c["frontend_channels"] else 0):
             x = _gelu_tanh(_conv1d_same(x, p[f"frontend.{2 * i}.weight"], p[f"frontend.{2 * i}.bias"]))
         x = framerate.resample_frames(x, c["encoder_rate"], fps, num_frames, offset)
+        if c["condition_dim"]:
+            code = np.zeros((num_frames, c["condition_dim"]), np.float32) if condition is None else condition
+            x = np.concatenate([x, np.asarray(code, x.dtype)], axis=1)
         for layer in range(c["num_layers"]):
             fwd = self._lstm_direction(x, layer, "", reverse=False)
             bwd = self._lstm_direction(x, layer, "_reverse", reverse=True)

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import alignment, audio as audio_io, flame, framerate, weights
+from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, weights
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -108,11 +108,28 @@ class Animator:
     # ------------------------------------------------------------------------------ stages
 
     def landmark_displacements(self, samples16k: np.ndarray, fps: float,
-                               should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                               should_cancel: Callable[[], bool] | None = None, expression=None) -> np.ndarray:
         """S2L on a whole clip: (T, 68, 3) displacements in the template frame."""
-        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel)])
+        total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
+        codes = self._codes(expression, total, fps)
+        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel, codes)])
 
-    def _s2l_chunks(self, samples16k, fps, should_cancel=None) -> Iterator[tuple[int, np.ndarray]]:
+    @property
+    def condition_dim(self) -> int:
+        return int(self.s2l.config.get("condition_dim", 0))
+
+    def _codes(self, expression, total: int, fps: float):
+        """Per-frame control codes for S2L, or None for networks trained without them."""
+        expr = expression_mod.parse(expression) if isinstance(expression, str) else expression
+        if not self.condition_dim:
+            if expr is not None and not expr.is_neutral:
+                raise WeightsError("These S2L weights were trained without emotion and style control: "
+                                   "use neutral emotion and style 0, or weights trained with codes.")
+            return None
+        expr = expr or expression_mod.Expression()
+        return expr.codes(total, fps)
+
+    def _s2l_chunks(self, samples16k, fps, should_cancel=None, codes=None) -> Iterator[tuple[int, np.ndarray]]:
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         chunk = max(1, int(round(self.chunk_seconds * fps)))
         ctx = int(round(self.context_seconds * fps))
@@ -129,22 +146,28 @@ class Animator:
             s1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
             features = self.encoder.features(samples16k[s0:max(s1, s0 + 1)])
             offset = a / fps - s0 / audio_io.SAMPLE_RATE
-            yield start, self.s2l(features, b - a, fps, offset)[start - a:stop - a]
+            code = None if codes is None else codes[a:b]
+            yield start, self.s2l(features, b - a, fps, offset, code)[start - a:stop - a]
 
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,
                progress: Callable[[float], None] | None = None,
-               should_cancel: Callable[[], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (first_frame, displacements block (n, 5023, 3) in user space) until the clip ends."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate)
+               should_cancel: Callable[[], bool] | None = None,
+               expression=None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first_frame, displacements block (n, 5023, 3) in user space) until the clip ends.
+
+        ``expression``: core.expression.Expression, or text for expression.parse ('happy:0.7',
+        '0:neutral, 2:sad'); None is neutral emotion and default speaking style."""
+        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression)
         return self._stream(job, intensity, progress, should_cancel)
 
     def animate(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                 sample_rate: int | None = None,
                 progress: Callable[[float], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> Animation:
+                should_cancel: Callable[[], bool] | None = None,
+                expression=None) -> Animation:
         """Whole animation of a clip; see ``stream`` for bounded memory on very long audio."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate)
+        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression)
         out = np.empty((job.total, flame.NUM_VERTICES, 3), np.float32)
         for start, block in self._stream(job, intensity, progress, should_cancel):
             out[start:start + len(block)] = block
@@ -153,7 +176,7 @@ class Animator:
 
     def _stream(self, job: "_Job", intensity, progress, should_cancel):
         done = 0
-        for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel):
+        for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
             for i in range(0, len(lmk), self.s2d_batch):
                 _check_cancel(should_cancel)
                 dense = self.s2d(lmk[i:i + self.s2d_batch])
@@ -167,7 +190,7 @@ class Animator:
         """Batch use: one Animation per clip, sharing the loaded networks."""
         return [self.animate(a, neutral_vertices, fps, intensity) for a in audios]
 
-    def _prepare(self, audio, neutral_vertices, fps, sample_rate) -> "_Job":
+    def _prepare(self, audio, neutral_vertices, fps, sample_rate, expression=None) -> "_Job":
         if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
             raise ValueError(f"Frame rate must be a positive number, got {fps!r}.")
         if isinstance(audio, tuple):
@@ -177,7 +200,8 @@ class Animator:
         samples = audio_io.normalise_loudness(samples)
         neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
-        return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total)
+        return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total,
+                    self._codes(expression, total, fps))
 
 
 @dataclass
@@ -187,6 +211,7 @@ class _Job:
     similarity: alignment.Similarity
     fps: float
     total: int
+    codes: np.ndarray | None = None     # (total, CODE_DIM) S2L control codes, None without
 
 
 def _check_cancel(should_cancel) -> None:

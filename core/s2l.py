@@ -2,7 +2,9 @@
 
 Paper, Sec. 3.1: a pretrained speech encoder, its frames linearly resampled to the animation
 rate, a 3-layer bidirectional LSTM (hidden 64, dropout 0.2) and a linear layer that outputs
-the 68x3 landmark displacements from the neutral pose.
+the 68x3 landmark displacements from the neutral pose. Optionally (``condition_dim``) a per-frame
+control code (emotion and speaking style, core.expression) joins the resampled features at the
+BiLSTM's input, as Speech4Mesh's emotion embedding joins its speech features.
 
 The frozen part of each encoder (hama posteriors, log-mel, wav2vec 2.0 states) lives in
 ``core.encoders``; this module holds what is trained: feature normalisation, the optional
@@ -33,6 +35,7 @@ class S2LConfig:
     dropout: float = 0.2
     num_landmarks: int = 68
     output_scale: float = 1.0      # metres per output unit (1: zero-initialised output learns fastest)
+    condition_dim: int = 0         # per-frame control code next to the features (core.expression; 0: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,22 +53,29 @@ class S2L(nn.Module):
             layers += [nn.Conv1d(width, c.frontend_channels, c.frontend_kernel, padding=c.frontend_kernel // 2), nn.GELU(approximate="tanh")]
             width = c.frontend_channels
         self.frontend = nn.Sequential(*layers)
-        self.lstm = nn.LSTM(width, c.hidden_size, num_layers=c.num_layers, batch_first=True,
+        self.lstm = nn.LSTM(width + c.condition_dim, c.hidden_size, num_layers=c.num_layers, batch_first=True,
                             bidirectional=True, dropout=c.dropout)
         self.output = nn.Linear(2 * c.hidden_size, c.num_landmarks * 3)
         # As in the authors' code: start from "no motion" so early training is not noise.
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
-    def forward(self, features: torch.Tensor, num_frames: int, fps: float, offset: float = 0.0) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, num_frames: int, fps: float, offset: float = 0.0,
+                condition: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements.
 
         Output frame k shows time ``offset + k / fps`` seconds after the features' start.
+        ``condition``: (B, num_frames, condition_dim) codes at the animation rate (None: zeros,
+        i.e. neutral emotion and default style).
         """
         x = (features - self.feature_mean) / self.feature_std
         if len(self.frontend):
             x = self.frontend(x.transpose(1, 2)).transpose(1, 2)
         x = resample_frames(x, self.config.encoder_rate, fps, num_frames, offset)
+        if self.config.condition_dim:
+            if condition is None:
+                condition = x.new_zeros(x.shape[0], num_frames, self.config.condition_dim)
+            x = torch.cat([x, condition.to(x.dtype)], dim=-1)
         x, _ = self.lstm(x)
         out = self.output(x) * self.config.output_scale
         return out.view(x.shape[0], num_frames, self.config.num_landmarks, 3)

@@ -20,13 +20,16 @@ class TorchS2L:
     def __init__(self, config: dict, state: dict, device: str = "cpu"):
         self.device = torch.device(device)
         self.model = S2L(S2LConfig(**config))
+        self.config = self.model.config.to_dict()
         _load_state(self.model, state)
         self.model.eval().to(self.device)
 
     @torch.no_grad()
-    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
+    def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0,
+                 condition: np.ndarray | None = None) -> np.ndarray:
         x = torch.from_numpy(np.asarray(features, np.float32))[None].to(self.device)
-        return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
+        code = None if condition is None else torch.from_numpy(np.asarray(condition, np.float32))[None].to(self.device)
+        return self.model(x, num_frames, fps, offset, code)[0].cpu().numpy()
 
 
 class TorchS2D:

@@ -100,7 +100,7 @@ def test_no_motion_above_the_brows_and_human_magnitudes(identities):
         assert np.abs(dense[:, above_brows]).max() == 0.0
         assert np.abs(dense[:, topo.regions["upper_face"]]).max() == 0.0
         chin = np.linalg.norm(ident.landmarks(c)[:, 8], axis=-1)
-        assert chin.max() < 0.0175                      # jaw travel at the chin stays human
+        assert chin.max() < 0.022   # chin travel stays within loud, energetic speech (docs/corpus.md)
         # no crossing for any upper/lower lip vertex pair that is ordered at rest (within 2 mm
         # horizontally), across the whole mouth width
         yu, yl = ident.neutral[ordered[:, 0], 1] + dense[:, ordered[:, 0], 1], ident.neutral[ordered[:, 1], 1] + dense[:, ordered[:, 1], 1]
@@ -111,12 +111,26 @@ def test_no_motion_above_the_brows_and_human_magnitudes(identities):
         np.testing.assert_allclose(ident.landmarks(c), topo.landmarks(dense), atol=1e-6)
 
 
-def test_open_vowel_opens_the_jaw_about_15mm(identities):
-    phones, dur = _phones([("", 0.3), ("a", 0.5), ("", 0.5)])
+def test_openings_match_the_measured_ranges(identities):
+    """A held open vowel parts the lips 10-15 mm at the midline (Fromkin 1964; docs/corpus.md),
+    a close vowel still a few mm, and p/b/m seal the lips on the mesh."""
+    from core import lip_aperture
     ident = identities[0]
-    c = articulation.articulate(phones, dur, FPS, ident)
+    for vowel, lo, hi in (("a", 0.010, 0.016), ("i", 0.003, 0.008), ("u", 0.003, 0.008)):
+        phones, dur = _phones([("", 0.3), (vowel, 0.5), ("", 0.5)])
+        c = articulation.articulate(phones, dur, FPS, ident)
+        gap = lip_aperture.vertical_gap(ident.landmarks(c))
+        assert lo < gap.max() < hi, (vowel, gap.max())
     chin = np.linalg.norm(ident.landmarks(c)[:, 8], axis=-1)
-    assert 0.009 < chin.max() < 0.017
+    phones, dur = _phones([("", 0.3), ("a", 0.5), ("", 0.5)])
+    chin = np.linalg.norm(ident.landmarks(articulation.articulate(phones, dur, FPS, ident))[:, 8], axis=-1)
+    assert 0.010 < chin.max() < 0.020
+    phones, dur = _phones([("", 0.3), ("a", 0.15), ("p", 0.1), ("a", 0.15), ("m", 0.1), ("a", 0.2), ("", 0.4)])
+    c = articulation.articulate(phones, dur, FPS, ident)
+    aperture = lip_aperture.aperture(ident.neutral[None] + ident.dense(c))
+    for start, end in ((0.45, 0.55), (0.70, 0.80)):
+        assert aperture[_frame(start):_frame(end) + 1].min() < 0.0005
+    assert aperture[_frame(0.4)] > 0.004 and aperture[_frame(0.65)] > 0.004   # open between them
 
 
 def test_anticipatory_rounding(identities):

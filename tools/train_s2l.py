@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import losses, metrics  # noqa: E402
+from core.expression import CODE_DIM, CODE_NAMES  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
@@ -50,7 +51,8 @@ def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float
     for utt in corpus.utterances(split):
         if utt.meta["utt_id"] not in keep:
             continue
-        items.append((cache.get(utt.meta["utt_id"], utt.audio), utt.landmark_disp.astype(np.float32), utt.meta))
+        items.append((cache.get(utt.meta["utt_id"], utt.audio), utt.landmark_disp.astype(np.float32), utt.meta,
+                      utt.codes))
         if len(items) % 200 == 0:
             print(f"  {split}: features for {len(items)}/{len(keep)} utterances", flush=True)
     items.sort(key=lambda it: it[2]["utt_id"])  # corpus order must not depend on shard timing
@@ -72,15 +74,17 @@ def make_batches(items, crop_frames: int, fps: float, rate: float, batch: int, r
     order = rng.permutation(len(usable))
     batches = []
     for b in range(0, len(order) - batch + 1, batch):
-        feats, targets = [], []
+        feats, targets, codes = [], [], []
         for i in order[b:b + batch]:
-            f, y, _ = usable[i]
+            f, y, _, code = usable[i]
             last = min(len(y) - crop_frames, int((len(f) - enc_len) * fps / rate))
             k0 = int(rng.integers(0, last // step + 1)) * step
             e0 = int(round(k0 * rate / fps))
             feats.append(f[e0:e0 + enc_len].astype(np.float32))
             targets.append(y[k0:k0 + crop_frames])
-        batches.append((torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(targets))))
+            codes.append(code[k0:k0 + crop_frames])
+        batches.append((torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(targets)),
+                        torch.from_numpy(np.stack(codes))))
     return batches
 
 
@@ -88,8 +92,9 @@ def make_batches(items, crop_frames: int, fps: float, rate: float, batch: int, r
 def validate(model, items, fps: float, lambdas: dict) -> dict:
     model.eval()
     total, preds, targets = [], [], []
-    for f, y, _ in items:
-        pred = model(torch.from_numpy(f.astype(np.float32))[None], len(y), fps)
+    for f, y, _, code in items:
+        pred = model(torch.from_numpy(f.astype(np.float32))[None], len(y), fps, 0.0,
+                     torch.from_numpy(code)[None] if model.config.condition_dim else None)
         loss, _ = losses.s2l_loss(pred, torch.from_numpy(y)[None], **lambdas)
         total.append(float(loss))
         preds.append(pred[0].numpy())
@@ -117,6 +122,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop-seconds", type=float, default=3.0)
     ap.add_argument("--no-cosine", action="store_true", help="ablation: drop the cosine loss")
+    ap.add_argument("--gap-loss", type=float, default=1.0,
+                    help="weight of the lip-gap term that keeps openings and closures (0: the paper's objective)")
+    ap.add_argument("--no-condition", action="store_true",
+                    help="train without the emotion/style code (the paper's S2L)")
     ap.add_argument("--max-hours", type=float, help="use at most this much training audio")
     ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
     add_run_arguments(ap)
@@ -138,13 +147,15 @@ def main(argv=None) -> int:
     print(f"{len(train)} train utterances ({hours:.2f} h), {len(val)} val; features in {time.time() - t_start:.0f} s",
           flush=True)
 
-    cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], "input_dim": int(train[0][0].shape[1])})
+    cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], "input_dim": int(train[0][0].shape[1]),
+                       "condition_dim": 0 if args.no_condition else CODE_DIM})
     model = S2L(cfg)
     mean, std = feature_statistics(train)
     model.feature_mean.copy_(torch.from_numpy(mean))
     model.feature_std.copy_(torch.from_numpy(std))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], **({"cosine": 0.0} if args.no_cosine else {})}
+    lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss,
+               **({"cosine": 0.0} if args.no_cosine else {})}
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2l": cfg.to_dict(), "train_hours": hours}
     state = ckpt.resume(model, optimizer) if args.resume else None
@@ -161,8 +172,8 @@ def main(argv=None) -> int:
         model.train()
         rng = np.random.default_rng(args.seed * 1000 + state.epoch)
         epoch_losses = []
-        for feats, target in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
-            pred = model(feats, crop, fps)
+        for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
+            pred = model(feats, crop, fps, 0.0, code if cfg.condition_dim else None)
             loss, _ = losses.s2l_loss(pred, target, **lambdas)
             optimizer.zero_grad()
             loss.backward()
@@ -178,7 +189,8 @@ def main(argv=None) -> int:
         export_best(ckpt, state, args, args.export_name or f"s2l_{args.encoder}", "s2l", cfg.to_dict(),
                     front_end=args.encoder,
                     training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
-                    extra={"cosine_loss": not args.no_cosine})
+                    extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
+                           "condition": [] if args.no_condition else list(CODE_NAMES)})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
     return 0
 

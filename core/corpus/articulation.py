@@ -31,12 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import deformers
-from .phonemes import split_ipa, viseme_of
+from .phonemes import VOWEL_VISEMES, split_ipa, viseme_of
 
 PARAMS = ("jaw", "round", "protrude", "spread", "upper_raise", "lower_tuck", "press", "lip_open")
-JAW_OPEN_AT_CHIN = 0.015   # metres of chin travel at jaw = 1 (wide-open vowel)
+JAW_OPEN_AT_CHIN = 0.018   # metres of chin travel at jaw = 1 (wide-open vowel; see docs/corpus.md)
 GRID_HZ = 200.0
+JAW_TAU = 0.03
+LIP_TAU_AFTER = 0.05
 MAX_JAW, MAX_LIP = 1.1, 1.2
+PROMINENCE_EXPONENT = 0.3      # opening ~ (vowel duration / utterance median) ** 0.3 ...
+PROMINENCE_RANGE = (0.85, 1.15)  # ... within these bounds
 
 #            jaw   round prot  spread uraise tuck  press open   jaw_dom lip_dom lip_tau_before
 _TABLE = {
@@ -44,25 +48,26 @@ _TABLE = {
     "PBM": ((0.05, 0.0, 0.0, 0.00, 0.00, 0.0, 0.6, 0.00), 0.7, 0.6, 0.06),
     "BF":  ((0.10, 0.0, 0.0, 0.00, 0.00, 0.0, 0.2, 0.00), 0.6, 0.6, 0.06),
     "FV":  ((0.15, 0.0, 0.0, 0.10, 0.35, 1.0, 0.0, 0.00), 0.8, 1.0, 0.06),
-    "TH":  ((0.30, 0.0, 0.0, 0.15, 0.25, 0.0, 0.0, 0.20), 0.6, 0.5, 0.06),
-    "TD":  ((0.25, 0.0, 0.0, 0.10, 0.00, 0.0, 0.0, 0.15), 0.5, 0.1, 0.06),
-    "SZ":  ((0.08, 0.0, 0.0, 0.35, 0.10, 0.0, 0.0, 0.05), 0.9, 0.4, 0.06),
+    "TH":  ((0.30, 0.0, 0.0, 0.15, 0.25, 0.0, 0.0, 0.25), 0.6, 0.5, 0.06),
+    "TD":  ((0.30, 0.0, 0.0, 0.10, 0.00, 0.0, 0.0, 0.30), 0.5, 0.1, 0.06),
+    "SZ":  ((0.12, 0.0, 0.0, 0.35, 0.10, 0.0, 0.0, 0.15), 0.9, 0.4, 0.06),
     "SH":  ((0.15, 0.35, 0.9, 0.00, 0.30, 0.0, 0.0, 0.20), 0.7, 0.9, 0.10),
-    "R":   ((0.25, 0.45, 0.4, 0.00, 0.00, 0.0, 0.0, 0.10), 0.4, 0.6, 0.08),
-    "KG":  ((0.30, 0.0, 0.0, 0.00, 0.00, 0.0, 0.0, 0.20), 0.25, 0.05, 0.06),
-    "J":   ((0.18, 0.0, 0.0, 0.40, 0.00, 0.0, 0.0, 0.10), 0.5, 0.4, 0.06),
+    "R":   ((0.30, 0.45, 0.4, 0.00, 0.00, 0.0, 0.0, 0.20), 0.4, 0.6, 0.08),
+    "KG":  ((0.35, 0.0, 0.0, 0.00, 0.00, 0.0, 0.0, 0.30), 0.25, 0.05, 0.06),
+    "J":   ((0.25, 0.0, 0.0, 0.40, 0.00, 0.0, 0.0, 0.20), 0.5, 0.4, 0.06),
     "W":   ((0.15, 1.0, 0.8, 0.00, 0.00, 0.0, 0.0, 0.00), 0.6, 1.0, 0.14),
-    "A":   ((1.00, 0.0, 0.0, 0.20, 0.30, 0.0, 0.0, 0.60), 1.0, 0.6, 0.06),
-    "AH":  ((0.70, 0.0, 0.0, 0.10, 0.15, 0.0, 0.0, 0.45), 1.0, 0.6, 0.06),
-    "E":   ((0.55, 0.0, 0.0, 0.50, 0.10, 0.0, 0.0, 0.35), 1.0, 0.6, 0.06),
-    "I":   ((0.22, 0.0, 0.0, 0.85, 0.10, 0.0, 0.0, 0.15), 1.0, 0.7, 0.06),
-    "O":   ((0.60, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.40), 1.0, 1.0, 0.16),
-    "U":   ((0.25, 1.00, 0.8, 0.00, 0.00, 0.0, 0.0, 0.10), 1.0, 1.0, 0.16),
-    "Y":   ((0.22, 0.85, 0.5, 0.00, 0.00, 0.0, 0.0, 0.10), 1.0, 1.0, 0.16),
-    "OE":  ((0.50, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.30), 1.0, 1.0, 0.16),
-    "@":   ((0.40, 0.0, 0.0, 0.05, 0.00, 0.0, 0.0, 0.25), 0.8, 0.3, 0.06),
+    "A":   ((1.00, 0.0, 0.0, 0.20, 0.30, 0.0, 0.0, 0.30), 1.0, 0.6, 0.06),
+    "AH":  ((0.80, 0.0, 0.0, 0.10, 0.15, 0.0, 0.0, 0.30), 1.0, 0.6, 0.06),
+    "E":   ((0.65, 0.0, 0.0, 0.50, 0.10, 0.0, 0.0, 0.25), 1.0, 0.6, 0.06),
+    "I":   ((0.35, 0.0, 0.0, 0.85, 0.10, 0.0, 0.0, 0.30), 1.0, 0.7, 0.06),
+    "O":   ((0.70, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.25), 1.0, 1.0, 0.16),
+    "U":   ((0.35, 1.00, 0.8, 0.00, 0.00, 0.0, 0.0, 0.25), 1.0, 1.0, 0.16),
+    "Y":   ((0.32, 0.85, 0.5, 0.00, 0.00, 0.0, 0.0, 0.30), 1.0, 1.0, 0.16),
+    "OE":  ((0.60, 0.70, 0.4, 0.00, 0.00, 0.0, 0.0, 0.25), 1.0, 1.0, 0.16),
+    "@":   ((0.50, 0.0, 0.0, 0.05, 0.00, 0.0, 0.0, 0.25), 0.8, 0.3, 0.06),
 }
 CONTACT_CLASSES = {"PBM": 1.0, "BF": 0.85}
+OPEN = PARAMS.index("lip_open")
 
 
 @dataclass(frozen=True)
@@ -128,12 +133,24 @@ def _one_pole(y: np.ndarray, a: float, start: np.ndarray) -> np.ndarray:
     return lfilter([1 - a], [1, -a], y, axis=0, zi=a * start)[0]
 
 
+def _prominence(segments) -> list:
+    """Per-segment opening factor: long (stressed, phrase-final) vowels open wider than short
+    (reduced) ones - duration is the one stress cue every engine's timings carry."""
+    vowels = [s.end - s.start for s in segments if s.viseme in VOWEL_VISEMES]
+    if not vowels:
+        return [1.0] * len(segments)
+    typical = float(np.median(vowels))
+    return [float(np.clip(((s.end - s.start) / typical) ** PROMINENCE_EXPONENT, *PROMINENCE_RANGE))
+            if s.viseme in VOWEL_VISEMES else 1.0 for s in segments]
+
+
 def parameter_tracks(segments, duration: float, style: Style = Style(), fs: float = GRID_HZ):
     """(N, len(PARAMS)) parameters and (N,) lip contact kappa on a grid of ``fs`` Hz, and the grid."""
     t = np.arange(int(np.ceil(duration * fs)) + 1) / fs
     num = np.zeros((len(t), len(PARAMS)))
     den = np.full((len(t), len(PARAMS)), 1e-3)   # a faint pull to rest everywhere
-    for s in segments:
+    prominence = _prominence(segments)
+    for s, prom in zip(segments, prominence):
         target, jaw_dom, lip_dom, tau_before = _TABLE[s.viseme]
         target = np.array(target, float)
         d = max(s.end - s.start, 1e-3)
@@ -143,13 +160,14 @@ def parameter_tracks(segments, duration: float, style: Style = Style(), fs: floa
         c = 0.5 * (s.start + s.end)
         dist = np.abs(t - c) - 0.35 * d
         before = t < c
-        tau_j = 0.05
+        tau_j = JAW_TAU
         dj = jaw_dom * np.exp(-np.maximum(dist, 0) / tau_j)
-        dl = lip_dom * np.exp(-np.maximum(dist, 0) / np.where(before, tau_before, 0.05))
+        dl = lip_dom * np.exp(-np.maximum(dist, 0) / np.where(before, tau_before, LIP_TAU_AFTER))
         dom = np.stack([dj] + [dl] * (len(PARAMS) - 1), axis=1)
         tg = target.copy()
-        tg[0] *= style.jaw_strength
+        tg[0] *= style.jaw_strength * prom
         tg[1:] *= style.lip_strength
+        tg[OPEN] *= prom
         if tg[1] > 0:
             tg[1] = max(tg[1] + style.round_bias, 0.0)
         num += dom * tg
@@ -199,13 +217,58 @@ def coefficients(params: np.ndarray, kappa: np.ndarray, identity) -> np.ndarray:
     return c
 
 
-def articulate(phones, duration: float, fps: float, identity, style: Style = Style()):
+def articulate(phones, duration: float, fps: float, identity, style: Style = Style(), expression=None):
     """Timed phones -> (T, K) coefficients at ``fps`` (frame i shows time i / fps),
-    T = ceil(duration * fps) (at least 1)."""
+    T = ceil(duration * fps) (at least 1). ``expression`` (core.expression.Expression): the
+    emotion and speaking-style codes that modulate the articulation; None is neutral."""
     segs = segments_from_phones(phones)
+    codes = None if expression is None else expression.codes(int(np.ceil(duration * GRID_HZ)) + 1, GRID_HZ)
+    if codes is not None:
+        # speaking style also changes how crisp the motion is (its mean over the clip)
+        style = Style(style.jaw_strength, style.lip_strength,
+                      float(style.smooth_hz * (1 + STYLE_SMOOTHING * codes[:, -1].mean())), style.round_bias)
     params, kappa, t = parameter_tracks(segs, duration, style)
+    extra = np.zeros((len(t), len(EXPRESSION_COEFFS)))
+    if codes is not None:
+        params, extra = modulate(params, codes)
     n = max(1, int(np.ceil(duration * fps - 1e-9)))
     tf = np.arange(n) / fps
     p = np.stack([np.interp(tf, t, params[:, k]) for k in range(params.shape[1])], axis=1)
+    e = np.stack([np.interp(tf, t, extra[:, k]) for k in range(extra.shape[1])], axis=1)
     kf = np.interp(tf, t, kappa)
-    return coefficients(p, kf, identity).astype(np.float32)
+    c = coefficients(p, kf, identity)
+    for k, name in enumerate(EXPRESSION_COEFFS):
+        c[:, deformers.COEFFS.index(name)] = e[:, k]
+    return c.astype(np.float32)
+
+
+# --- emotion and speaking style (core.expression codes: happy, sad, angry, surprised, style) -------
+# Each code scales the articulation (jaw and lips), biases lip shapes, and drives expression
+# deformers. Values are the teacher's choices (docs/corpus.md says why): a smile spreads the lips
+# and resists rounding, sadness damps the jaw and the lips, anger tenses (presses, raises the upper
+# lip) and sharpens, surprise opens the jaw; style -1..1 scales jaw and lips by 0.7..1.3.
+STYLE_JAW, STYLE_LIPS, STYLE_SMOOTHING = 0.30, 0.25, 0.15
+JAW_GAIN = {"happy": 0.05, "sad": -0.30, "angry": 0.10, "surprised": 0.20}
+LIP_GAIN = {"happy": 0.0, "sad": -0.20, "angry": 0.05, "surprised": 0.05}
+EXPRESSION_COEFFS = ("smile", "corner_down")
+
+
+def modulate(params: np.ndarray, codes: np.ndarray):
+    """Apply per-frame codes (N, 5) to parameters (N, len(PARAMS)); returns (params, extra)
+    where extra holds the expression deformers' coefficients (N, len(EXPRESSION_COEFFS))."""
+    from ..expression import CODE_NAMES
+    h, sd, an, su, st = (codes[:, CODE_NAMES.index(n)] for n in CODE_NAMES)
+    p = params.copy()
+    jaw = (1 + STYLE_JAW * st) * (1 + JAW_GAIN["happy"] * h + JAW_GAIN["sad"] * sd
+                                  + JAW_GAIN["angry"] * an + JAW_GAIN["surprised"] * su)
+    lips = (1 + STYLE_LIPS * st) * (1 + LIP_GAIN["sad"] * sd + LIP_GAIN["angry"] * an + LIP_GAIN["surprised"] * su)
+    p[:, 0] = p[:, 0] * jaw + 0.06 * su
+    p[:, 1:] *= lips[:, None]
+    p[:, PARAMS.index("spread")] += 0.45 * h + 0.15 * an
+    p[:, PARAMS.index("round")] *= 1 - 0.35 * h
+    p[:, PARAMS.index("press")] += 0.20 * an
+    p[:, PARAMS.index("upper_raise")] += 0.25 * an
+    p[:, 0] = np.clip(p[:, 0], 0.0, MAX_JAW)
+    p[:, 1:] = np.clip(p[:, 1:], 0.0, MAX_LIP)
+    extra = np.stack([h, np.clip(sd + 0.3 * an, 0, 1)], axis=1)
+    return p, extra

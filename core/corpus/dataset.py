@@ -13,7 +13,9 @@ Reader API::
         utt.coeffs         # (T, K) float32 deformer coefficients (dense = coeffs @ basis)
         utt.neutral        # (5023, 3) float32 neutral head of the utterance's identity
         utt.meta           # dict: utt_id, voice_id, engine, language, sentence_id, text, split,
-                           #       identity, duration, phones [[start, end, ipa], ...], style, augment
+                           #       identity, duration, phones [[start, end, ipa], ...], style, augment,
+                           #       expression [[time, emotion, strength, style], ...]
+        utt.codes          # (T, 5) emotion and speaking-style codes (core.expression), per frame
         utt.at_fps(25.0)   # the same utterance with motion linearly resampled to another rate
 
 Layout on disk (``root``)::
@@ -58,6 +60,15 @@ class Utterance:
     @property
     def num_frames(self) -> int:
         return len(self.landmark_disp)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(T, CODE_DIM) emotion and style codes (core.expression); zeros where none were recorded."""
+        from ..expression import CODE_DIM, Expression, Key
+        keys = self.meta.get("expression")
+        if not keys:
+            return np.zeros((self.num_frames, CODE_DIM), np.float32)
+        return Expression(tuple(Key(*k) for k in keys)).codes(self.num_frames, self.fps)
 
     @property
     def neutral(self) -> np.ndarray:

@@ -18,6 +18,8 @@ Coefficients (COEFFS), all dimensionless, 0 = rest (the neutral head: lips toget
   upper_raise         upper lip up (3 mm at the midline, zero at the corners)
   lower_tuck          lower lip up and back under the upper teeth (f, v)
   press               red lips thinned towards the lip line (bilabial press)
+  smile               mouth corners up, out and back, cheeks raised (emotion: happy)
+  corner_down         mouth corners down and slightly out (emotion: sad, angry)
 
 Weights are computed once on the template (they are per vertex index, so they hold for every
 identity) and vanish on the ``upper_face`` region:
@@ -40,7 +42,7 @@ import numpy as np
 from ..flame import load_topology
 
 COEFFS = ("jaw_sin", "jaw_cos", "close_sin", "close_cos", "round", "protrude", "spread",
-          "upper_raise", "lower_tuck", "press")
+          "upper_raise", "lower_tuck", "press", "smile", "corner_down")
 K = len(COEFFS)
 
 
@@ -55,6 +57,7 @@ class TemplateFields:
     lip_zone: np.ndarray     # (V,) 1 on lips, fades to 0 within 10 mm
     lip_close: np.ndarray    # (V,) how much a vertex follows the lips (not the jaw) when kappa=1
     red_lip: np.ndarray      # (V,) tight lip weight for press
+    cheek_zone: np.ndarray   # (V,) lips and the cheeks beside them, fading out within 25 mm
     upper_side: np.ndarray   # (V,) bool: closer to the upper edge of the mouth opening
     contact_pairs: np.ndarray  # (P, 2) upper / lower lip vertex pairs touching at rest
     mouth_loop: np.ndarray   # vertex indices of the mouth opening (closed loop)
@@ -167,10 +170,11 @@ def template_fields() -> TemplateFields:
     d_lips, _ = cKDTree(v[lips]).query(v)
     lip_zone = 1.0 - smoothstep(d_lips / 0.010)
     red_lip = 1.0 - smoothstep(d_lips / 0.004)
+    cheek_zone = 1.0 - smoothstep(d_lips / 0.025)
     # closure: the lips and the skin just below them ignore the jaw; fades out towards the chin
     d_chin = np.clip((L[57, 1] - y) / 0.014, 0, 1)
     lip_close = np.maximum(lip_zone * (1 - smoothstep(d_chin)), red_lip)
-    for arr in (lip_zone, red_lip, lip_close, w_jaw):
+    for arr in (lip_zone, red_lip, lip_close, w_jaw, cheek_zone):
         arr[topo.regions["upper_face"]] = 0.0
 
     # --- contact pairs: upper / lower lip vertices touching at rest -----------------------
@@ -183,7 +187,7 @@ def template_fields() -> TemplateFields:
     pairs = np.stack([up[keep], lo[j[keep]]], axis=1)
 
     moving = (w_jaw > 1e-6) | (lip_zone > 1e-6) | (lip_close > 1e-6)
-    return TemplateFields(w_jaw=w_jaw, lip_zone=lip_zone, lip_close=lip_close, red_lip=red_lip,
+    return TemplateFields(w_jaw=w_jaw, lip_zone=lip_zone, lip_close=lip_close, red_lip=red_lip, cheek_zone=cheek_zone,
                           upper_side=upper_side, contact_pairs=pairs, mouth_loop=loop,
                           corners=corners, moving=moving)
 
@@ -262,6 +266,16 @@ def identity_basis(name: str, neutral: np.ndarray) -> Identity:
     squeeze = np.sign(above) * np.maximum(np.abs(above) - 0.0025, 0.0)
     B[9] = f.red_lip[:, None] * np.stack([np.zeros(len(v)), -0.3 * squeeze,
                                           np.full(len(v), -0.001 * scale)], axis=1)
+    # smile / corner_down: the corners carry the motion (zero at the midline), and the cheeks
+    # beside and above the corners follow (the zygomatic pull bunches them up)
+    corner = np.clip(np.abs(xr), 0, 1.4) ** 2
+    cz = f.cheek_zone
+    above_corner = np.clip((v[:, 1] - center[1]) / 0.02 + 0.5, 0, 1)
+    B[10] = cz[:, None] * np.stack([0.10 * (v[:, 0] - center[0]) * np.minimum(corner, 1.0),
+                                    scale * (0.0035 * corner + 0.0015 * above_corner * (1 - f.lip_zone)),
+                                    -scale * 0.0015 * corner], axis=1)
+    B[11] = f.lip_zone[:, None] * np.stack([0.04 * (v[:, 0] - center[0]) * np.minimum(corner, 1.0),
+                                            -scale * 0.003 * corner, np.zeros(len(v))], axis=1)
     B[:, topo.regions["upper_face"]] = 0.0
     B = B.astype(np.float32)
     pu, pl = f.contact_pairs[:, 0], f.contact_pairs[:, 1]

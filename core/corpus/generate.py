@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..expression import EMOTIONS, Expression, Key
 from . import articulation, augment, deformers, texts
 from .dataset import FORMAT_VERSION, IdentityTable, summarize, write_shard
 from .engines import VoiceSpec, get_engine
@@ -85,8 +86,9 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
     def add(spec, split):
         ids = IDENTITIES_BY_SPLIT[split]
         r = np.random.default_rng([cfg.seed, 2, _h(spec.voice_id)])
-        style = articulation.Style(jaw_strength=float(r.uniform(0.8, 1.15)), lip_strength=float(r.uniform(0.8, 1.15)),
-                                   smooth_hz=float(r.uniform(9.0, 13.0)), round_bias=float(r.normal(0, 0.05)))
+        # the voice's own habits: small, unobserved (the big, controllable variation is the style code)
+        style = articulation.Style(jaw_strength=float(r.uniform(0.9, 1.1)), lip_strength=float(r.uniform(0.9, 1.1)),
+                                   smooth_hz=float(r.uniform(10.0, 14.0)), round_bias=float(r.normal(0, 0.05)))
         voices.append(VoiceEntry(spec, split, ids[_h(cfg.seed, spec.voice_id) % len(ids)], asdict(style)))
 
     if "espeak" in cfg.engines:
@@ -132,6 +134,26 @@ def sentence_pool(voice: VoiceEntry) -> tuple:
 
 
 _CACHE = {}
+NEUTRAL_SHARE = 0.45       # utterances spoken without emotion (their style code still varies)
+SWITCH_SHARE = 0.2         # emotional utterances whose emotion changes half-way
+
+
+def random_expression(rng: np.random.Generator, duration: float) -> Expression:
+    """The emotion and speaking style of one utterance (core.expression codes)."""
+    style = round(float(rng.uniform(-1.0, 1.0)), 3)
+    if rng.random() < NEUTRAL_SHARE:
+        return Expression((Key(0.0, "neutral", 1.0, style),))
+    emotion = EMOTIONS[1 + int(rng.integers(len(EMOTIONS) - 1))]
+    keys = [Key(0.0, emotion, round(float(rng.uniform(0.3, 1.0)), 3), style)]
+    if rng.random() < SWITCH_SHARE and duration > 2.0:
+        other = EMOTIONS[int(rng.integers(len(EMOTIONS)))]
+        keys.append(Key(round(float(rng.uniform(0.3, 0.7) * duration), 3), other,
+                        round(float(rng.uniform(0.3, 1.0)), 3), style))
+    return Expression(tuple(keys))
+
+
+def expression_meta(expr: Expression) -> list:
+    return [[k.time, k.emotion, k.strength, k.style] for k in expr.keys]
 
 
 def identity_table(cfg: CorpusConfig) -> IdentityTable:
@@ -189,7 +211,9 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
             duration = len(audio) / 16000
             t2 = time.time()
             style = articulation.Style.random(rng, articulation.Style(**voice.style))
-            coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style)
+            # its own generator: drawing the expression never changes which sentences and audio come next
+            expr = random_expression(np.random.default_rng([cfg.seed, 5, k, len(items)]), duration)
+            coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style, expr)
             t3 = time.time()
             sid = texts.sentence_id(voice.spec.language, text)
             meta = {
@@ -199,6 +223,7 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
                 "duration": round(duration, 5), "num_frames": int(len(coeffs)), "fps": cfg.fps,
                 "phones": [[round(p.start, 5), round(p.end, 5), p.ipa] for p in phones],
                 "style": {k2: round(v, 4) for k2, v in asdict(style).items()}, "augment": aug,
+                "expression": expression_meta(expr),
                 # compute seconds (not part of the data; for real-time factors)
                 "timing": {"tts": round(t_tts, 4), "augment": round(t2 - t1, 4), "teacher": round(t3 - t2, 4),
                            "tts_audio_seconds": round(syn.duration, 4)},

@@ -1,0 +1,160 @@
+"""How far apart the lips are: the signed vertical gap of the inner-lip landmarks and the mesh's
+true lip aperture.
+
+On FLAME's 68-point embedding the straight-line distance between landmarks 62 and 66 is not a
+lip gap: with the mouth closed, 66 sits about 3.5 mm *above* 62 (the lips' inner surfaces
+overlap in height), so an opening first makes that distance shrink. Two measures replace it:
+
+* ``vertical_gap``: y(62) - y(66) of the displacements in the template frame (Y up), in
+  metres, so 0 is the rest pose and every opening counts positively.
+* ``aperture``: the smallest distance between the upper and the lower lip's surfaces near the
+  midline (within ``MIDLINE_HALF_WIDTH`` of it), vertex-to-triangle both ways. The lips are
+  the two sides of FLAME's mouth opening (a hole in the mesh), told apart by which edge of the
+  opening a vertex reaches first along the surface.
+
+numpy only (runs inside stock Blender and in the evaluation tools alike).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import flame
+
+MIDLINE_HALF_WIDTH = 0.010     # metres either side of the midline (mouth is ~48 mm wide)
+LIP_DEPTH = 0.030              # surface distance from the mouth opening that still counts as lip
+
+
+def vertical_gap(landmark_displacements: np.ndarray) -> np.ndarray:
+    """Signed inner-lip opening (..., ) in metres from (..., 68, 3) template-frame displacements."""
+    d = np.asarray(landmark_displacements)
+    return d[..., 62, 1] - d[..., 66, 1]
+
+
+@dataclass(frozen=True)
+class LipSurfaces:
+    upper: np.ndarray            # vertex indices of the upper lip near the midline
+    lower: np.ndarray
+    upper_faces: np.ndarray      # (F, 3) triangles of each lip near the midline
+    lower_faces: np.ndarray
+    mouth_loop: np.ndarray       # vertex indices of the mouth opening, in order
+
+
+def _boundary_loops(faces: np.ndarray) -> list:
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    u, c = np.unique(e, axis=0, return_counts=True)
+    nbr: dict = {}
+    for a, b in u[c == 1]:
+        nbr.setdefault(int(a), []).append(int(b))
+        nbr.setdefault(int(b), []).append(int(a))
+    loops, seen = [], set()
+    for start in nbr:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], None, start
+        seen.add(start)
+        while True:
+            nxt = [n for n in nbr[cur] if n != prev]
+            if not nxt or nxt[0] == start or nxt[0] in seen:
+                break
+            prev, cur = cur, nxt[0]
+            seen.add(cur)
+            loop.append(cur)
+        loops.append(np.array(loop))
+    return loops
+
+
+def _surface_distance(vertices, faces, sources) -> np.ndarray:
+    """Dijkstra along mesh edges from a set of source vertices (heapq: no scipy in Blender)."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    w = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1)
+    adj: list = [[] for _ in range(len(vertices))]
+    for (a, b), length in zip(e.tolist(), w.tolist()):
+        adj[a].append((b, length))
+        adj[b].append((a, length))
+    dist = np.full(len(vertices), np.inf)
+    heap = [(0.0, int(s)) for s in sources]
+    for _, s in heap:
+        dist[s] = 0.0
+    heapq.heapify(heap)
+    while heap:
+        d, a = heapq.heappop(heap)
+        if d > dist[a] or d > LIP_DEPTH * 2:
+            continue
+        for b, length in adj[a]:
+            nd = d + length
+            if nd < dist[b]:
+                dist[b] = nd
+                heapq.heappush(heap, (nd, b))
+    return dist
+
+
+@lru_cache(maxsize=1)
+def lip_surfaces() -> LipSurfaces:
+    """The two lips near the midline, found once on the template (vertex indices hold for every head)."""
+    topo = flame.load_topology()
+    v = topo.template.astype(np.float64)
+    L = topo.landmarks(v)
+    loop = min(_boundary_loops(topo.faces), key=lambda lp: np.linalg.norm(v[lp].mean(0) - L[60:68].mean(0)))
+    i_left, i_right = int(np.argmin(v[loop, 0])), int(np.argmax(v[loop, 0]))
+    a, b = sorted((i_left, i_right))
+    half1, half2 = loop[a + 1:b], np.concatenate([loop[b + 1:], loop[:a]])
+    upper_edge, lower_edge = (half1, half2) if v[half1, 1].mean() > v[half2, 1].mean() else (half2, half1)
+    du = _surface_distance(v, topo.faces, upper_edge)
+    dl = _surface_distance(v, topo.faces, lower_edge)
+    near_mid = np.abs(v[:, 0] - 0.5 * (L[48, 0] + L[54, 0])) < MIDLINE_HALF_WIDTH
+    upper = np.flatnonzero(near_mid & (du < dl) & (du < LIP_DEPTH))
+    lower = np.flatnonzero(near_mid & (dl < du) & (dl < LIP_DEPTH))
+    in_u, in_l = np.zeros(len(v), bool), np.zeros(len(v), bool)
+    in_u[upper], in_l[lower] = True, True
+    return LipSurfaces(upper=upper, lower=lower,
+                       upper_faces=topo.faces[in_u[topo.faces].all(axis=1)],
+                       lower_faces=topo.faces[in_l[topo.faces].all(axis=1)],
+                       mouth_loop=loop)
+
+
+def _point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """(P, F) distances from points (P, 3) to triangles (F, 3, 3) (closest point, all regions)."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    ab, ac = b - a, c - a
+    n = np.cross(ab, ac)
+    nn = np.maximum((n * n).sum(-1), 1e-30)
+    ap = p[:, None, :] - a[None]
+    # projection onto the plane, barycentric coordinates of the projection
+    t = (ap * n[None]).sum(-1) / nn[None]
+    proj = ap - t[..., None] * n[None]
+    d00, d01, d11 = (ab * ab).sum(-1), (ab * ac).sum(-1), (ac * ac).sum(-1)
+    d20, d21 = (proj * ab[None]).sum(-1), (proj * ac[None]).sum(-1)
+    den = np.maximum(d00 * d11 - d01 * d01, 1e-30)
+    v = (d11 * d20 - d01 * d21) / den
+    w = (d00 * d21 - d01 * d20) / den
+    inside = (v >= 0) & (w >= 0) & (v + w <= 1)
+    best = np.where(inside, np.abs(t) * np.sqrt(nn)[None], np.inf)
+    for s, e in ((a, b), (b, c), (c, a)):      # outside the face: nearest point on an edge
+        se = e - s
+        sp = p[:, None, :] - s[None]
+        u = np.clip((sp * se[None]).sum(-1) / np.maximum((se * se).sum(-1), 1e-30)[None], 0.0, 1.0)
+        best = np.minimum(best, np.linalg.norm(sp - u[..., None] * se[None], axis=-1))
+    return best
+
+
+def aperture(vertices: np.ndarray) -> np.ndarray:
+    """Smallest distance between the upper and lower lip surfaces near the midline, per frame.
+
+    ``vertices``: (5023, 3) or (T, 5023, 3) FLAME-topology vertices (any identity, metres or the
+    mesh's units). Returns a float or (T,) array in the same units.
+    """
+    s = lip_surfaces()
+    v = np.asarray(vertices, np.float64)
+    frames = v[None] if v.ndim == 2 else v
+    out = np.empty(len(frames))
+    for i, f in enumerate(frames):
+        d1 = _point_triangle_distance(f[s.upper], f[s.lower_faces]).min()
+        d2 = _point_triangle_distance(f[s.lower], f[s.upper_faces]).min()
+        out[i] = min(d1, d2)
+    return out[0] if v.ndim == 2 else out
