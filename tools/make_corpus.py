@@ -130,13 +130,17 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--fps", type=float, default=30.0, help="motion frame rate stored (default 30)")
     ap.add_argument("--shard-seconds", type=float, default=180.0, help="audio per shard (default 180)")
-    ap.add_argument("--engines", default="espeak,flite,festival,kokoro", help="comma list (default all four)")
+    ap.add_argument("--engines", default="espeak,flite,festival,kokoro,recorded",
+                    help="comma list (default all five; recorded = real voices from --recordings)")
+    ap.add_argument("--recordings", default=generate.RECORDINGS_ROOT,
+                    help="folder of recorded voices, one subfolder each (default: Debian's asterisk sounds)")
     ap.add_argument("--no-augment", action="store_true", help="clean audio only")
     ap.add_argument("--report", metavar="PATH", help="also write the corpus statistics as Markdown to PATH")
     ap.add_argument("--report-only", action="store_true", help="only write --report from an existing corpus")
     a = ap.parse_args(argv)
     cfg = generate.CorpusConfig(out=a.out, hours=a.hours, seed=a.seed, fps=a.fps, shard_seconds=a.shard_seconds,
                                 engines=tuple(e.strip() for e in a.engines.split(",") if e.strip()),
+                                recordings_root=a.recordings,
                                 augment=not a.no_augment)
     if not a.report_only:
         run(cfg, workers=a.workers)

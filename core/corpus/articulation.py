@@ -250,7 +250,7 @@ def articulate(phones, duration: float, fps: float, identity, style: Style = Sty
 STYLE_JAW, STYLE_LIPS, STYLE_SMOOTHING = 0.30, 0.25, 0.15
 JAW_GAIN = {"happy": 0.05, "sad": -0.30, "angry": 0.10, "surprised": 0.20}
 LIP_GAIN = {"happy": 0.0, "sad": -0.20, "angry": 0.05, "surprised": 0.05}
-EXPRESSION_COEFFS = ("smile", "corner_down")
+EXPRESSION_COEFFS = ("smile", "corner_down", "brow_raise", "brow_inner_raise", "brow_lower", "eye_wide", "squint")
 
 
 def modulate(params: np.ndarray, codes: np.ndarray):
@@ -270,5 +270,7 @@ def modulate(params: np.ndarray, codes: np.ndarray):
     p[:, PARAMS.index("upper_raise")] += 0.25 * an
     p[:, 0] = np.clip(p[:, 0], 0.0, MAX_JAW)
     p[:, 1:] = np.clip(p[:, 1:], 0.0, MAX_LIP)
-    extra = np.stack([h, np.clip(sd + 0.3 * an, 0, 1)], axis=1)
+    extra = np.stack([h, np.clip(sd + 0.3 * an, 0, 1),             # mouth corners
+                      np.clip(su + 0.25 * h, 0, 1), sd, an,            # brows
+                      0.8 * su, np.clip(0.6 * h + 0.3 * an, 0, 1)], axis=1)   # lids
     return p, extra

@@ -161,8 +161,13 @@ class Corpus:
                 audio = arrays["audio"][ao[i]:ao[i + 1]].astype(np.float32) / 32767.0
                 coeffs = arrays["coeffs"][fo[i]:fo[i + 1]]
                 dense = arrays["dense"][fo[i]:fo[i + 1]] if "dense" in arrays else None
-                yield Utterance(audio, self.fps, coeffs, arrays["landmarks"][fo[i]:fo[i + 1]], m,
-                                self.identities, dense)
+                if coeffs.size and coeffs.shape[1] == self.identities.lmk_basis.shape[1]:
+                    # landmarks follow the identity table, so a rebuilt table (improved deformers)
+                    # re-teaches the corpus without synthesising anything again
+                    lmk = np.tensordot(coeffs, self.identities.lmk_basis[m["identity"]], axes=(1, 0))
+                else:
+                    lmk = arrays["landmarks"][fo[i]:fo[i + 1]]
+                yield Utterance(audio, self.fps, coeffs, lmk.astype(np.float32), m, self.identities, dense)
 
     def __len__(self) -> int:
         return int(self.manifest["stats"]["utterances"])

@@ -46,8 +46,15 @@ FESTIVAL_VOICES = (("voice_kal_diphone", "en", "train"), ("voice_cmu_us_slt_arct
 # "a+b" averages two voices' style vectors (a blend).
 KOKORO_VOICES = (("jf_alpha", "train"), ("jf_gongitsune", "train"), ("jf_nezumi", "train"), ("jm_kumo", "train"),
                  ("jf_alpha+jm_kumo", "train"), ("jf_gongitsune+jm_kumo", "train"), ("jf_tebukuro", "test"))
+# Real human voices (engines/recorded.py): folders of Debian's asterisk-core-sounds-*-wav
+# (telephone prompts, 8 kHz). Allison speaks both English and Spanish; June and Carlo (the one
+# male voice) are held out for testing, so tools/evaluate_real.py can use them as unseen voices.
+RECORDINGS_ROOT = "/usr/share/asterisk/sounds"
+RECORDED_VOICES = (("en_US_f_Allison", "en", "train"), ("es_MX_f_Allison", "es", "train"),
+                   ("it_IT_f_Menardi", "it", "train"), ("ru_RU_f_IvrvoiceRU", "ru", "train"),
+                   ("fr_CA_f_June", "fr", "test"), ("it_IT_m_Carlo", "it", "test"))
 SPLIT_SHARE = {"train": 0.80, "val": 0.05, "test": 0.08, "test_language": 0.07}
-ENGINE_SHARE = {"espeak": 0.66, "flite": 0.14, "festival": 0.14, "kokoro": 0.06}
+ENGINE_SHARE = {"espeak": 0.58, "flite": 0.12, "festival": 0.12, "kokoro": 0.06, "recorded": 0.12}
 IDENTITIES_BY_SPLIT = {"train": list(range(9)), "val": [9], "test": [10, 11], "test_language": [10, 11]}
 
 
@@ -58,7 +65,8 @@ class CorpusConfig:
     seed: int = 0
     fps: float = 30.0
     shard_seconds: float = 180.0
-    engines: tuple = ("espeak", "flite", "festival", "kokoro")
+    engines: tuple = ("espeak", "flite", "festival", "kokoro", "recorded")
+    recordings_root: str = RECORDINGS_ROOT
     augment: bool = True
     max_utterance_seconds: float = 12.0
 
@@ -111,6 +119,10 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
     if "kokoro" in cfg.engines:
         for name, split in KOKORO_VOICES:
             add(VoiceSpec("kokoro", name, "en", rate=round(float(rng.uniform(0.9, 1.1)), 3)), split)
+    if "recorded" in cfg.engines:
+        for name, lang, split in RECORDED_VOICES:
+            if (Path(cfg.recordings_root) / name).is_dir():   # a voice whose package is missing is left out
+                add(VoiceSpec("recorded", name, lang), split)
     return voices
 
 
@@ -127,7 +139,10 @@ def pick_voice(cfg: CorpusConfig, voices: list, k: int) -> VoiceEntry:
     return pool[rng.integers(len(pool))]
 
 
-def sentence_pool(voice: VoiceEntry) -> tuple:
+def sentence_pool(voice: VoiceEntry, cfg: CorpusConfig | None = None) -> tuple:
+    if voice.spec.engine == "recorded":   # a recorded voice's "sentences" are its own files
+        from .engines.recorded import voice_files
+        return tuple(voice_files(str(Path((cfg or CorpusConfig()).recordings_root) / voice.spec.name)))
     if voice.split == "test_language":
         return texts.load_sentences(voice.spec.language)
     return texts.sentences_for(voice.spec.language, voice.split)
@@ -191,7 +206,7 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
     voice = pick_voice(cfg, voices, k)
     rng = np.random.default_rng([cfg.seed, 4, k])
     engine = get_engine(voice.spec.engine)
-    pool = sentence_pool(voice)
+    pool = sentence_pool(voice, cfg)
     identity = _identity(cfg, voice.identity)
     names = identity_table(cfg).names
     items, seconds, attempts = [], 0.0, 0
@@ -215,10 +230,10 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
             expr = random_expression(np.random.default_rng([cfg.seed, 5, k, len(items)]), duration)
             coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style, expr)
             t3 = time.time()
-            sid = texts.sentence_id(voice.spec.language, text)
+            sid = texts.sentence_id(voice.spec.language, syn.text if voice.spec.engine == "recorded" else text)
             meta = {
                 "utt_id": f"s{k:05d}_{len(items):03d}", "voice_id": voice.voice_id, "engine": voice.spec.engine,
-                "language": voice.spec.language, "sentence_id": sid, "text": text, "split": voice.split,
+                "language": voice.spec.language, "sentence_id": sid, "text": syn.text if voice.spec.engine == "recorded" else text, "split": voice.split,
                 "identity": voice.identity, "identity_name": names[voice.identity],
                 "duration": round(duration, 5), "num_frames": int(len(coeffs)), "fps": cfg.fps,
                 "phones": [[round(p.start, 5), round(p.end, 5), p.ipa] for p in phones],

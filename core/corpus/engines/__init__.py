@@ -11,6 +11,8 @@ exact by construction (no recogniser, no alignment guesswork):
   * ``festival`` festival in batch mode; ``utt.save.segs`` writes each segment's end time.
   * ``kokoro``   Kokoro-82M (neural, ONNX) from espeak-ng IPA; durations from the model's own
                  duration tensor, corrected for its lag and pause attribution (kokoro.py).
+  * ``recorded`` real human recordings; phones from hama's recogniser (recorded.py). Not exact
+                 like the TTS timings, but real voices.
 
 ``VoiceSpec`` names one voice: engine, engine voice name, language, speaking-rate and pitch
 settings. Synthesis is deterministic for a given spec and text.
@@ -70,7 +72,10 @@ def get_engine(name: str):
     if name == "kokoro":
         from .kokoro import KokoroEngine
         return KokoroEngine()
-    raise ValueError(f"unknown TTS engine {name!r} (espeak, flite, festival, kokoro)")
+    if name == "recorded":
+        from .recorded import RecordedEngine
+        return RecordedEngine()
+    raise ValueError(f"unknown TTS engine {name!r} (espeak, flite, festival, kokoro, recorded)")
 
 
 def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
