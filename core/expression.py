@@ -77,7 +77,7 @@ def validate_key(key: Key) -> Key:
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             raise ValueError(f"Emotion {name} must be a finite number, got {value!r}.")
         if not lo <= value <= hi:
-            raise ValueError(f"Emotion {name} must be within {lo:g} to {hi:g}, got {value:g}.")
+            raise ValueError(f"Emotion {name} must be between {lo:g} and {hi:g}, got {value:g}.")
     return key
 
 

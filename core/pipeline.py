@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, weights
+from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, regional, weights
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -153,21 +153,22 @@ class Animator:
                sample_rate: int | None = None,
                progress: Callable[[float], None] | None = None,
                should_cancel: Callable[[], bool] | None = None,
-               expression=None) -> Iterator[tuple[int, np.ndarray]]:
+               expression=None, regions: regional.Regions | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first_frame, displacements block (n, 5023, 3) in user space) until the clip ends.
 
         ``expression``: core.expression.Expression, or text for expression.parse ('happy:0.7',
-        '0:neutral, 2:sad'); None is neutral emotion and default speaking style."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression)
+        '0:neutral, 2:sad'); None is neutral emotion and default speaking style. ``regions``:
+        core.regional.Regions (jaw, lips, upper-face intensities; default all 1)."""
+        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
         return self._stream(job, intensity, progress, should_cancel)
 
     def animate(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                 sample_rate: int | None = None,
                 progress: Callable[[float], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None,
-                expression=None) -> Animation:
+                expression=None, regions: regional.Regions | None = None) -> Animation:
         """Whole animation of a clip; see ``stream`` for bounded memory on very long audio."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression)
+        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
         out = np.empty((job.total, flame.NUM_VERTICES, 3), np.float32)
         for start, block in self._stream(job, intensity, progress, should_cancel):
             out[start:start + len(block)] = block
@@ -179,7 +180,7 @@ class Animator:
         for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
             for i in range(0, len(lmk), self.s2d_batch):
                 _check_cancel(should_cancel)
-                dense = self.s2d(lmk[i:i + self.s2d_batch])
+                dense = self.s2d(regional.scale(lmk[i:i + self.s2d_batch], job.regions))
                 block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
                 yield start + i, block.astype(np.float32)
                 done += len(dense)
@@ -190,7 +191,7 @@ class Animator:
         """Batch use: one Animation per clip, sharing the loaded networks."""
         return [self.animate(a, neutral_vertices, fps, intensity) for a in audios]
 
-    def _prepare(self, audio, neutral_vertices, fps, sample_rate, expression=None) -> "_Job":
+    def _prepare(self, audio, neutral_vertices, fps, sample_rate, expression=None, regions=None) -> "_Job":
         if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
             raise ValueError(f"Frame rate must be a positive number, got {fps!r}.")
         if isinstance(audio, tuple):
@@ -201,7 +202,7 @@ class Animator:
         neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
         return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total,
-                    self._codes(expression, total, fps))
+                    self._codes(expression, total, fps), regions or regional.Regions())
 
 
 @dataclass
@@ -212,6 +213,7 @@ class _Job:
     fps: float
     total: int
     codes: np.ndarray | None = None     # (total, CODE_DIM) S2L control codes, None without
+    regions: regional.Regions = regional.Regions()
 
 
 def _check_cancel(should_cancel) -> None:

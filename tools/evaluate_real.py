@@ -1,12 +1,19 @@
 """Run the shipped model on real recordings and measure what can be measured without 4D capture.
 
-The corpus is synthetic, so this checks behaviour on real human speech:
-  * lips in silence: the inner-lip gap change (landmarks 62-66) during silent frames vs speech;
-  * bilabials: at every p/b/m that hama's recogniser finds in the recording, the smallest lip
-    gap change within the phone (+-1 frame) compared with the median over speech frames;
+The corpus is synthetic (plus teacher-labelled real voices), so this checks behaviour on real
+human speech of voices the networks never heard:
+  * opening: the signed inner-lip vertical gap (core.lip_aperture.vertical_gap: y of landmark 62
+    minus y of 66, 0 at rest; the 62-66 distance is not a gap on FLAME) over speech frames:
+    median, 95th percentile, maximum;
+  * closures: at every p/b/m that hama's recogniser finds, the mesh's true lip aperture
+    (core.lip_aperture.aperture: smallest upper-to-lower lip surface distance near the midline)
+    within the phone (+-1 frame) - sealed when <= 0.5 mm;
+  * rest: the aperture in silent frames (inside pauses of 200 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
-Recordings default to the bundled LibriVox sample and Debian's pocketsphinx-testdata
-(public-domain LibriVox clips and CMU's read speech) when installed.
+Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
+and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
+corpus holds out from asterisk-core-sounds (French June, Italian Carlo); each group is used when
+its package is installed.
 
     python tools/evaluate_real.py --out docs/eval       # writes real_speech.md / .json / .png
 """
@@ -25,13 +32,33 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import audio as audio_io, flame  # noqa: E402
+from core import audio as audio_io, flame, lip_aperture  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
 
-DEFAULT_GLOBS = [str(ROOT / "core" / "assets" / "audio" / "*.wav"),
-                 "/usr/share/pocketsphinx/test/data/librivox/*.wav",
-                 "/usr/share/pocketsphinx/test/data/cards/*.wav"]
-BILABIALS = {"p", "b", "m", "pʰ", "m̩"}
+# (group, glob, how many files at most: the longest first) - voices no training data came from
+RECORDING_SETS = (
+    ("librivox", str(ROOT / "core" / "assets" / "audio" / "*.wav"), 10),
+    ("librivox", "/usr/share/pocketsphinx/test/data/librivox/*.wav", 10),
+    ("cmu-cards", "/usr/share/pocketsphinx/test/data/cards/*.wav", 10),
+    ("codec2", "/usr/share/codec2/wav/[a-z]*.wav", 12),
+    ("asterisk-fr-June", "/usr/share/asterisk/sounds/fr_CA_f_June/*.wav", 12),
+    ("asterisk-it-Carlo", "/usr/share/asterisk/sounds/it_IT_m_Carlo/*.wav", 12),
+)
+# codec2's folder also holds coded (not original) speech and a concatenation of the others
+EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav")
+MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
+BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
+SEALED_MM, CLOSED_MM = 0.5, 1.0
+PAUSE_HALF = 0.1           # a silent frame counts as rest when +-100 ms around it are silent too
+
+
+def default_recordings() -> list:
+    out = []
+    for group, pattern, most in RECORDING_SETS:
+        files = [f for f in glob.glob(pattern) if Path(f).name not in EXCLUDE]
+        files.sort(key=lambda f: (-Path(f).stat().st_size, f))
+        out += [(group, f) for f in sorted(files[:most])]
+    return out
 
 
 def frame_loudness_db(samples16k: np.ndarray, fps: float, n: int) -> np.ndarray:
@@ -47,21 +74,17 @@ def frame_loudness_db(samples16k: np.ndarray, fps: float, n: int) -> np.ndarray:
 
 def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
     topo = flame.load_topology()
-    samples = audio_io.normalise_loudness(audio_io.load_audio(path))
+    samples = audio_io.normalise_loudness(audio_io.load_audio(path))[: int(MAX_SECONDS * 16000)]
     anim = animator.animate((samples, 16000), topo.template, fps)
     lmk_d = flame.landmarks(anim.displacements.astype(np.float64))
-    gap = (lmk_d[:, 62, 1] - lmk_d[:, 66, 1]) * 1000.0        # mm, + = opening
-    jaw_drop = -lmk_d[:, 8, 1] * 1000.0                         # mm, + = chin down
+    gap = lip_aperture.vertical_gap(lmk_d) * 1000.0              # mm, + = opening, 0 = rest
+    aperture = lip_aperture.aperture(anim.vertices) * 1000.0     # mm on the mesh
+    jaw_drop = -lmk_d[:, 8, 1] * 1000.0                          # mm, + = chin down
     loud = frame_loudness_db(samples, fps, anim.num_frames)
     speech = loud > loud.max() - 30.0
-    silence = loud < loud.max() - 35.0
-    result = {"file": Path(path).name, "seconds": round(len(samples) / 16000, 2), "frames": anim.num_frames,
-              "speech_frames": int(speech.sum()), "silent_frames": int(silence.sum()),
-              "gap_speech_median_mm": float(np.median(gap[speech])) if speech.any() else float("nan"),
-              "gap_speech_p90_mm": float(np.percentile(gap[speech], 90)) if speech.any() else float("nan"),
-              "gap_silence_median_mm": float(np.median(gap[silence])) if silence.any() else float("nan"),
-              "jaw_loudness_correlation": float(np.corrcoef(jaw_drop, loud)[0, 1]),
-              "jaw_drop_p90_mm": float(np.percentile(jaw_drop, 90))}
+    quiet = loud < loud.max() - 35.0
+    k = max(1, int(round(PAUSE_HALF * fps)))
+    rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
     spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
     closures = []
     for s in spans:
@@ -69,101 +92,139 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
             a = max(0, int(s.start_ms / 1000 * fps) - 1)
             b = min(anim.num_frames, int(np.ceil(s.end_ms / 1000 * fps)) + 2)
             if b > a:
-                closures.append(float(gap[a:b].min()))
-    result["bilabials_found"] = len(closures)
-    result["bilabial_gap_median_mm"] = float(np.median(closures)) if closures else float("nan")
-    ref = result["gap_speech_median_mm"]
-    result["bilabials_closing"] = int(sum(c < 0.5 * ref for c in closures)) if closures and ref > 0 else 0
-    result["_series"] = {"gap": gap.tolist(), "jaw": jaw_drop.tolist(), "loud": loud.tolist(),
-                         "bilabial_spans": [(s.start_ms / 1000, s.end_ms / 1000) for s in spans if s.phoneme in BILABIALS]}
-    return result
+                closures.append(float(aperture[a:b].min()))
+    return {"file": Path(path).name, "seconds": round(len(samples) / 16000, 2), "frames": anim.num_frames,
+            "speech_frames": int(speech.sum()), "rest_frames": int(rest.sum()),
+            "gap_speech_median_mm": float(np.median(gap[speech])) if speech.any() else float("nan"),
+            "gap_speech_p95_mm": float(np.percentile(gap[speech], 95)) if speech.any() else float("nan"),
+            "gap_max_mm": float(gap.max()),
+            "aperture_rest_median_mm": float(np.median(aperture[rest])) if rest.any() else float("nan"),
+            "jaw_loudness_correlation": float(np.corrcoef(jaw_drop, loud)[0, 1]),
+            "jaw_drop_p95_mm": float(np.percentile(jaw_drop, 95)),
+            "bilabials_found": len(closures),
+            "bilabials_sealed": int(sum(c <= SEALED_MM for c in closures)),
+            "bilabial_aperture_median_mm": float(np.median(closures)) if closures else float("nan"),
+            "_gap_speech": gap[speech].tolist(), "_aperture_rest": aperture[rest].tolist(),
+            "_series": {"gap": gap.tolist(), "aperture": aperture.tolist(), "jaw": jaw_drop.tolist(),
+                        "loud": loud.tolist(),
+                        "bilabial_spans": [(s.start_ms / 1000, s.end_ms / 1000) for s in spans
+                                           if s.phoneme in BILABIALS]}}
 
 
-def plot(out: Path, encoder: str, results: list, fps: float) -> str:
+def summarise(rows: list) -> dict:
+    """Pooled over every speech / rest frame and every p/b/m of the set."""
+    gaps = np.concatenate([r["_gap_speech"] for r in rows]) if rows else np.zeros(0)
+    rest = np.concatenate([r["_aperture_rest"] for r in rows]) if rows else np.zeros(0)
+    found = int(sum(r["bilabials_found"] for r in rows))
+    sealed = int(sum(r["bilabials_sealed"] for r in rows))
+    return {
+        "clips": len(rows), "seconds": round(float(sum(r["seconds"] for r in rows)), 1),
+        "gap_speech_median_mm": float(np.median(gaps)), "gap_speech_p95_mm": float(np.percentile(gaps, 95)),
+        "gap_max_mm": float(max(r["gap_max_mm"] for r in rows)),
+        "bilabials_found": found, "bilabials_sealed": sealed,
+        "bilabials_sealed_share": sealed / found if found else float("nan"),
+        "rest_frames": int(rest.size),
+        "rest_closed_share": float((rest <= CLOSED_MM).mean()) if rest.size else float("nan"),
+        "jaw_loudness_correlation_mean": float(np.mean([r["jaw_loudness_correlation"] for r in rows])),
+    }
+
+
+def plot(out: Path, stem: str, results: list, fps: float) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    shown = results[:3]
+    shown = list({r["group"]: r for r in reversed(results)}.values())[::-1][:4]   # one clip per group
     fig, axes = plt.subplots(len(shown), 1, figsize=(8, 2.2 * len(shown)), dpi=90, squeeze=False)
     for ax, r in zip(axes[:, 0], shown):
         s = r["_series"]
         t = np.arange(len(s["gap"])) / fps
-        ax.plot(t, s["gap"], color="tab:red", label="lip gap change (mm)")
+        ax.plot(t, s["gap"], color="tab:red", label="inner-lip vertical gap (mm)")
+        ax.plot(t, s["aperture"], color="tab:purple", lw=0.8, label="mesh lip aperture (mm)")
         ax.plot(t, s["jaw"], color="tab:green", label="chin drop (mm)")
         ax2 = ax.twinx()
         ax2.plot(t, s["loud"], color="grey", lw=0.8, alpha=0.7)
         ax2.set_ylabel("dB", fontsize=7)
         for a, b in s["bilabial_spans"]:
             ax.axvspan(a, b, color="tab:blue", alpha=0.2)
-        ax.set_title(f"{r['file']} ({encoder}); shaded: p/b/m found by hama, grey: loudness", fontsize=8)
+        ax.set_title(f"{r['group']}: {r['file']} ({stem}); shaded: p/b/m found by hama, grey: loudness", fontsize=8)
         ax.legend(fontsize=6, loc="upper left")
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
-    name = f"real_speech_{encoder}.png"
+    name = f"{stem}.png"
     fig.savefig(out / name)
     plt.close(fig)
     return name
 
 
-def unique_recordings(files: list) -> list:
+def unique_recordings(items: list) -> list:
     """Drop files whose bytes repeat an earlier one (the bundled sample is also in the test data)."""
     seen, kept = set(), []
-    for f in files:
+    for group, f in items:
         digest = hashlib.sha256(Path(f).read_bytes()).hexdigest()
         if digest not in seen:
             seen.add(digest)
-            kept.append(f)
+            kept.append((group, f))
     return kept
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("audio", nargs="*", help="recordings (default: bundled sample + pocketsphinx-testdata)")
+    ap.add_argument("audio", nargs="*", help="recordings (default: the sets above that are installed)")
     ap.add_argument("--weights", default=None)
     ap.add_argument("--encoders", default="hama,mel")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
+    ap.add_argument("--name", default="real_speech", help="report file stem")
     args = ap.parse_args(argv)
-    files = unique_recordings(args.audio or sorted({f for g in DEFAULT_GLOBS for f in glob.glob(g)}))
-    if not files:
+    items = unique_recordings([("given", f) for f in args.audio] if args.audio else default_recordings())
+    if not items:
         raise SystemExit("no recordings found")
     from hama.asr import ASRModel
     asr = ASRModel()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"fps": args.fps, "files": files, "encoders": {}}
-    md = ["# Real speech", "", "Recordings: " + ", ".join(Path(f).name for f in files), ""]
+    groups = sorted({g for g, _ in items})
+    report = {"fps": args.fps, "targets": {"gap_speech_p95_mm": ">= 10", "gap_speech_median_mm": ">= 4",
+                                           "gap_max_mm": "<= 25", "bilabials_sealed_share": ">= 0.9",
+                                           "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6"},
+              "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
+    md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
+          "none of these voices is in the training corpus. Written by `tools/evaluate_real.py`.", ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
-        rows = [analyse(f, animator, args.fps, asr) for f in files]
-        png = plot(out, enc, rows, args.fps)
+        rows = []
+        for g, f in items:
+            r = analyse(f, animator, args.fps, asr)
+            r["group"] = g
+            rows.append(r)
+        png = plot(out, f"{args.name}_{enc}", rows, args.fps)
+        agg = summarise(rows)
+        by_group = {g: summarise([r for r in rows if r["group"] == g]) for g in groups}
         for r in rows:
-            r.pop("_series")
-        agg = {
-            "gap_silence_median_mm": float(np.nanmedian([r["gap_silence_median_mm"] for r in rows])),
-            "gap_speech_median_mm": float(np.nanmedian([r["gap_speech_median_mm"] for r in rows])),
-            "bilabials_found": int(sum(r["bilabials_found"] for r in rows)),
-            "bilabials_closing": int(sum(r["bilabials_closing"] for r in rows)),
-            "jaw_loudness_correlation_mean": float(np.mean([r["jaw_loudness_correlation"] for r in rows])),
-        }
-        report["encoders"][enc] = {"weights": animator.describe(), "summary": agg, "files": rows}
+            for key in [k for k in r if k.startswith("_")]:
+                r.pop(key)
+        report["encoders"][enc] = {"weights": animator.describe(), "summary": agg, "groups": by_group, "files": rows}
         md += [f"## {enc} encoder", "", f"Weights: {animator.describe()}", "",
-               f"- lip gap change in silence (median over clips): {agg['gap_silence_median_mm']:.2f} mm; "
-               f"in speech: {agg['gap_speech_median_mm']:.2f} mm",
-               f"- p/b/m found by hama: {agg['bilabials_found']}; lips at least half-way closed at "
-               f"{agg['bilabials_closing']} of them (gap below half the speech median)",
-               f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f}", "",
-               "| file | s | gap silence (mm) | gap speech median / p90 (mm) | p/b/m found | closing | jaw-loudness r |",
+               f"- inner-lip vertical gap in speech: median {agg['gap_speech_median_mm']:.2f} mm, "
+               f"95th percentile {agg['gap_speech_p95_mm']:.2f} mm, largest {agg['gap_max_mm']:.2f} mm "
+               "(targets: >= 4, >= 10, <= 25)",
+               f"- p/b/m found by hama: {agg['bilabials_found']}; lips sealed (aperture <= {SEALED_MM} mm) at "
+               f"{agg['bilabials_sealed']} ({100 * agg['bilabials_sealed_share']:.0f} %, target >= 90 %)",
+               f"- rest frames with the lips closed (aperture <= {CLOSED_MM} mm): "
+               f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
+               f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
+               "(target >= 0.6)", "",
+               "| group | clips | s | gap median / p95 / max (mm) | p/b/m sealed | rest closed | jaw-loudness r |",
                "|---|---|---|---|---|---|---|"]
-        for r in rows:
-            md.append(f"| {r['file']} | {r['seconds']} | {r['gap_silence_median_mm']:.2f} | "
-                      f"{r['gap_speech_median_mm']:.2f} / {r['gap_speech_p90_mm']:.2f} | {r['bilabials_found']} | "
-                      f"{r['bilabials_closing']} | {r['jaw_loudness_correlation']:.2f} |")
-        md += ["", f"![lip gap, chin and loudness]({png})", ""]
+        for g, a in by_group.items():
+            md.append(f"| {g} | {a['clips']} | {a['seconds']} | {a['gap_speech_median_mm']:.1f} / "
+                      f"{a['gap_speech_p95_mm']:.1f} / {a['gap_max_mm']:.1f} | {a['bilabials_sealed']}/{a['bilabials_found']} | "
+                      f"{100 * a['rest_closed_share']:.0f} % | {a['jaw_loudness_correlation_mean']:.2f} |")
+        md += ["", f"![lip gap, aperture, chin and loudness]({png})", ""]
         print(f"{enc}: {agg}", flush=True)
-    (out / "real_speech.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "real_speech.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {out / 'real_speech.md'}")
+    (out / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out / (args.name + '.md')}")
     return 0
 
 

@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-train-frames", type=int, default=400_000)
     ap.add_argument("--max-val-frames", type=int, default=2000)
+    ap.add_argument("--init", help="weights folder whose s2d starts the run (fine-tuning a shipped S2D "
+                                   "on a re-taught corpus instead of training from scratch)")
     add_run_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -103,6 +105,12 @@ def main(argv=None) -> int:
 
     cfg = S2DConfig()
     model = S2D(cfg)
+    if args.init and not args.resume:
+        from core import weights
+        init_cfg, init_state, _ = weights.load_network(Path(args.init), "s2d", "s2d")
+        cfg = S2DConfig(**init_cfg)
+        model = S2D(cfg)
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     weights_v = torch.from_numpy(losses.vertex_weights())
     unit = losses.LOSS_UNITS[args.loss_unit]
@@ -131,7 +139,8 @@ def main(argv=None) -> int:
 
     if args.export and ckpt.best.exists():
         export_best(ckpt, state, args, "s2d", "s2d", cfg.to_dict(), front_end="none",
-                    training_data=corpus_description(corpus))
+                    training_data=corpus_description(corpus),
+                    extra={"initialised_from": "the previously shipped S2D" if args.init else "random"})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
     return 0
 
