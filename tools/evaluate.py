@@ -71,9 +71,11 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         y_l = utt.landmark_disp.astype(np.float64)
         y_d = utt.dense_disp().astype(np.float64)
         feats = animator.encoder.features(samples)
-        preds = {"model": animator.s2l(feats, utt.num_frames, utt.fps)}
+        code = utt.codes if animator.condition_dim else None    # the utterance's emotion and style
+        preds = {"model": animator.s2l(feats, utt.num_frames, utt.fps, 0.0, code)}
         if ablation_s2l is not None:
-            preds["ablation_no_cosine"] = ablation_s2l(feats, utt.num_frames, utt.fps)
+            preds["ablation_no_cosine"] = ablation_s2l(feats, utt.num_frames, utt.fps, 0.0,
+                                                       utt.codes if ablation_s2l.config["condition_dim"] else None)
         for name, p_l in preds.items():
             p_d = np.concatenate([s2d(p_l[j:j + 64]) for j in range(0, len(p_l), 64)])
             results[name]["landmarks"].append(metrics.evaluate(p_l, y_l, LIPS))
