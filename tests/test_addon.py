@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-bpy = pytest.importorskip("bpy")
+from tests.addon_helpers import import_bpy  # noqa: E402
+
+bpy = import_bpy()
 
 from tests.addon_helpers import (HEAD, NO_WEIGHTS, evaluated_vertices, import_addon, load_head,  # noqa: E402
                                  make_wav, reset_scene, snapshot, speechlike, write_wav)

@@ -13,7 +13,9 @@ import pytest
 
 from tests.addon_helpers import HEAD, PYTHON, ROOT, make_wav
 
-pytest.importorskip("bpy")
+from tests.addon_helpers import import_bpy  # noqa: E402
+
+import_bpy()
 sys.path.insert(0, str(ROOT / "tools"))
 import build_extension  # noqa: E402
 

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-bpy = pytest.importorskip("bpy")
+from tests.addon_helpers import import_bpy  # noqa: E402
+
+bpy = import_bpy()
 
 from tests.addon_helpers import HEAD, ROOT, import_addon, make_wav, reset_scene, run_tool  # noqa: E402
 
