@@ -66,6 +66,14 @@ def test_zip_layout(built_zip):
                 assert hashlib.sha256(z.read(f"weights/{entry['log']}")).hexdigest() == entry["log_sha256"], name
 
 
+def test_size_report(built_zip):
+    report = build_extension.size_report(built_zip)
+    assert report["zip_mb"] == round(built_zip.stat().st_size / 1e6, 1)
+    parts = report["compressed_mb_by_folder"]
+    assert {"core", "weights", "wheels"} <= set(parts)
+    assert abs(sum(parts.values()) - built_zip.stat().st_size / 1e6) < 0.05 * report["zip_mb"]
+
+
 INSTALL_SCRIPT = textwrap.dedent("""
     import json, os, sys
     import bpy, addon_utils

@@ -126,3 +126,14 @@ def test_make_corpus_cli_tiny(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "done:" in r.stdout and "%" in r.stdout
     assert Corpus(out).manifest["stats"]["utterances"] > 0
+
+
+def test_report_markdown_figures_come_from_the_manifest(tiny):
+    """docs/corpus.md is this report: its counts are the manifest's, voices counted per engine."""
+    corpus = Corpus(tiny)
+    st = corpus.manifest["stats"]
+    md = generate.report_markdown(tiny)
+    assert f"{st['utterances']} utterances" in md and f"**{st['num_voices']} voices**" in md
+    assert f"- Voices used: {len(st['by_voice'])} espeak-ng" in md  # the tiny corpus: espeak only
+    for voice, v in st["by_voice"].items():
+        assert f"| `{voice}` | {v['engine']} | {v['language']} | {v['split']} | {v['hours']:.3f} |" in md

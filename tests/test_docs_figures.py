@@ -1,0 +1,80 @@
+"""Figures users read in the README and the model card are the ones the tools wrote to JSON.
+
+When a tool is re-run (benchmarks, evaluation, training), these fail until the prose is updated
+from the new JSON: no figure is left behind from an earlier run.
+"""
+import json
+import subprocess
+import sys
+
+from core import weights
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _json(rel):
+    return json.loads((ROOT / rel).read_text(encoding="utf-8"))
+
+
+def test_readme_bake_figures_are_those_of_bake_json():
+    bake = _json("docs/benchmarks/bake.json")
+    per_frame, compact = bake["per_frame"], bake["compact"]
+    clip = f"{bake['clip_seconds']:g} s at {bake['fps']:g} fps"
+    assert f"({clip}: {per_frame['shape_keys']} keys, a {per_frame['blend_mb']:.1f} MB .blend;" in README
+    assert f"{clip}: {compact['shape_keys']} keys, a {compact['blend_mb']:.1f} MB .blend" in README
+    assert (f"per-frame {per_frame['total_s']:.1f} s and a {per_frame['blend_mb']:.1f} MB .blend\n"
+            f"({per_frame['shape_keys']} keys); compact {compact['total_s']:.1f} s and a {compact['blend_mb']:.1f} MB "
+            f".blend ({compact['shape_keys']} keys, max error {compact['max_error_m'] * 1000:.2f} mm against a "
+            f"{compact['error_bound_m'] * 1000:.2f} mm\nbound)") in README
+
+
+def test_readme_zip_size_is_that_of_extension_json():
+    ext = _json("docs/benchmarks/extension.json")
+    assert f"{ext['zip']} ({ext['zip_mb']} MB: docs/benchmarks/extension.json)" in README
+
+
+def test_model_card_is_what_model_card_py_writes(tmp_path):
+    """weights/MODEL_CARD.md holds exactly the tool's output from the committed JSON."""
+    out = tmp_path / "card.md"
+    corpus = tmp_path / "no-corpus"  # the committed card was written without the corpus on disk
+    done = subprocess.run([sys.executable, "tools/model_card.py", "--corpus", str(corpus), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    committed = (weights.DEFAULT_DIR / "MODEL_CARD.md").read_text(encoding="utf-8")
+    if "From the corpus manifest" in committed:  # written with the corpus: compare what does not need it
+        committed = committed.split("## Evaluation", 1)[1]
+        written = out.read_text(encoding="utf-8").split("## Evaluation", 1)[1]
+    else:
+        written = out.read_text(encoding="utf-8")
+    assert written == committed, "weights/MODEL_CARD.md is stale: run tools/model_card.py"
+
+
+def test_model_card_reads_its_figures(tmp_path):
+    """Change a figure in the JSON and the card changes with it: nothing is typed into the tool."""
+    import shutil
+    wdir, edir = tmp_path / "weights", tmp_path / "eval"
+    shutil.copytree(weights.DEFAULT_DIR, wdir)
+    shutil.copytree(ROOT / "docs" / "eval", edir)
+    manifest = json.loads((wdir / "manifest.json").read_text())
+    manifest["networks"]["s2d"]["validation"]["DE_mm"] = 0.987654
+    manifest["networks"]["s2l_hama"]["epochs_run"] = 271
+    manifest["networks"]["s2l_hama"]["lr"] = 0.00321
+    (wdir / "manifest.json").write_text(json.dumps(manifest))
+    ev = json.loads((edir / "eval_hama.json").read_text())
+    ev["splits"]["test"]["model"]["dense"]["DE"] = 0.000777777
+    (edir / "eval_hama.json").write_text(json.dumps(ev))
+    real = json.loads((edir / "real_speech.json").read_text())
+    real["encoders"]["mel"]["summary"]["bilabials_closing"] = 29
+    (edir / "real_speech.json").write_text(json.dumps(real))
+    done = subprocess.run([sys.executable, "tools/model_card.py", "--weights", str(wdir), "--eval", str(edir),
+                           "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "card.md")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = (tmp_path / "card.md").read_text()
+    assert "| 0.987 |" in card or "| 0.988 |" in card                    # S2D validation DE
+    assert "and the model's test dense DE" in card and "0.988 mm now" in card
+    assert "58-271 epochs run" in card                                  # from epochs_run
+    assert "S2L used Adam lr 0.001, 0.00321" in card
+    assert "dense DE 0.778 mm" in card                                  # eval_hama.json
+    assert "closes the lips at 29 real p/b/m" in card                   # real_speech.json
