@@ -78,3 +78,21 @@ def test_model_card_reads_its_figures(tmp_path):
     assert "S2L used Adam lr 0.001, 0.00321" in card
     assert "dense DE 0.778 mm" in card                                  # eval_hama.json
     assert "closes the lips at 29 real p/b/m" in card                   # real_speech.json
+
+
+def test_core_benchmark_tool_on_tiny_settings(tmp_path):
+    """tools/benchmark.py (docs/benchmarks/core.json) end to end on a 2 s clip and a 3 s stream."""
+    out = tmp_path / "core.json"
+    done = subprocess.run([sys.executable, "tools/benchmark.py", "--seconds", "2", "--long-minutes", "0.05",
+                           "--backends", "numpy,torch", "--encoders", "mel", "--fps", "25", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    assert [(r["backend"], r["encoder"], r["fps"]) for r in runs] == [("numpy", "mel", 25.0), ("torch", "mel", 25.0),
+                                                                        ("numpy", "hama", 30.0)]
+    assert [r["frames"] for r in runs] == [50, 50, 90]  # 2 s at 25 fps; the 3 s stream at 30 fps
+    for r in runs:
+        assert r["end_to_end_x_realtime"] > 0 and r["wall_seconds"] > 0 and r["peak_rss_mb"] > 50
+        assert "trained: the bundled weights" in r["weights"]
+    assert all(r["s2l_x_realtime"] > 0 and r["s2d_x_realtime"] > 0 for r in runs[:2])
