@@ -155,6 +155,7 @@ def _fmt(v, scale=1.0, digits=3):
 
 def report_markdown(result: dict) -> str:
     lines = [f"# Evaluation ({result['encoder']} encoder)", "",
+             f"Written by `tools/evaluate.py`; every figure below is in `{result['stem']}.json` beside this file.", "",
              f"Weights: {result['weights']}", f"Corpus: {result['corpus']}", "",
              "Per-utterance metrics averaged over utterances. LE: max lip-point L2 error per frame, "
              "DE: mean L2 displacement error, DAE: mean angle between displacement vectors (undefined "
@@ -220,6 +221,7 @@ def main(argv=None) -> int:
     if args.ablation_weights:
         result["ablation_networks"] = _evidence(args.ablation_weights, [args.ablation_name or f"s2l_{args.encoder}"])
     stem = args.tag or f"eval_{args.encoder}"
+    result["stem"] = stem
     for split in ("test", "test_language"):
         if corpus.metadata(split):
             result["splits"][split] = evaluate_split(corpus, split, animator, s2d, ablation, means,

@@ -132,7 +132,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"fps": args.fps, "files": files, "encoders": {}}
-    md = ["# Real speech", "", "Recordings: " + ", ".join(Path(f).name for f in files), ""]
+    md = ["# Real speech", "", "Written by `tools/evaluate_real.py`; every figure below is in `real_speech.json` "
+          "beside this file.", "", "Recordings: " + ", ".join(Path(f).name for f in files), ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
         rows = [analyse(f, animator, args.fps, asr) for f in files]

@@ -107,7 +107,8 @@ def main(argv=None) -> int:
             continue
         for split, res in r["splits"].items():
             m, s = res["model"], res["static"]
-            spread = f", {res['voices']} of {res['voices_in_split']} voices" if "voices" in res else ""
+            spread = (f", {res['voices']} of {res['voices_in_split']} voices" if "voices" in res
+                      else ", the first in shard order, not spread over the split's voices")
             lines.append(f"- {r['encoder']} / `{split}` ({res['utterances']} utt.{spread}): dense DE "
                          f"{_mm(m['dense']['DE'])} mm (static {_mm(s['dense']['DE'])}, ratio "
                          f"{m['dense']['DE'] / s['dense']['DE']:.2f}); lip LE dense {_mm(m['dense']['LE'], 2)} mm "
