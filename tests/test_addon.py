@@ -464,7 +464,7 @@ def test_operator_esc_cancels_and_changes_nothing(scene, tmp_path, monkeypatch):
     scene.render.fps = 30
     head = load_head()
     bpy.context.view_layer.objects.active = head
-    _file_source(scene, make_wav(tmp_path / "long.wav", seconds=4.0))
+    _file_source(scene, make_wav(tmp_path / "long.wav", seconds=20.0))  # long: Esc lands mid-run
     before = snapshot(head)
     op = _invoke_modal(monkeypatch, bpy.context)
     running = op._job
