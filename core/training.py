@@ -66,6 +66,7 @@ class RunState:
     wall_seconds: float = 0.0
     log: list = field(default_factory=list)
     finished: bool = False
+    commands: list = field(default_factory=list)  # every invocation of the run (start, resumes, export)
 
 
 class Checkpointer:
@@ -171,7 +172,7 @@ def export_best(ckpt: Checkpointer, state: RunState, args, name: str, kind: str,
     log_rel = f"logs/{name}.json"
     log_path = Path(args.export) / log_rel
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text(json.dumps({"network": name, "command": run_command(), "best_epoch": best["epoch"],
+    log_path.write_text(json.dumps({"network": name, "commands": state.commands, "best_epoch": best["epoch"],
                                     "epochs_run": state.epoch, "early_stopped": state.finished,
                                     "epochs": state.log}, indent=1) + "\n", encoding="utf-8")
     weights.save_network(

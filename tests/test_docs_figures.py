@@ -60,6 +60,14 @@ def test_model_card_reads_its_figures(tmp_path):
     manifest["networks"]["s2d"]["validation"]["DE_mm"] = 0.987654
     manifest["networks"]["s2l_hama"]["epochs_run"] = 271
     manifest["networks"]["s2l_hama"]["lr"] = 0.00321
+    # A training log as the trainers write it (weights/logs/), with its digest in the manifest.
+    entry = manifest["networks"]["s2d"]
+    log = {"network": "s2d", "commands": ["python tools/train_s2d.py --corpus data/corpus --run-dir runs/x"],
+           "best_epoch": entry["epochs"], "epochs_run": 3, "early_stopped": False,
+           "epochs": [{**entry["validation"], "epoch": e} for e in (1, 2, 3)]}
+    (wdir / "logs").mkdir()
+    (wdir / "logs" / "s2d.json").write_text(json.dumps(log))
+    entry.update(log="logs/s2d.json", log_sha256=weights.file_sha256(wdir / "logs" / "s2d.json"))
     (wdir / "manifest.json").write_text(json.dumps(manifest))
     ev = json.loads((edir / "eval_hama.json").read_text())
     ev["splits"]["test"]["model"]["dense"]["DE"] = 0.000777777
@@ -78,6 +86,14 @@ def test_model_card_reads_its_figures(tmp_path):
     assert "S2L used Adam lr 0.001, 0.00321" in card
     assert "dense DE 0.778 mm" in card                                  # eval_hama.json
     assert "closes the lips at 29 real p/b/m" in card                   # real_speech.json
+    assert "  python tools/train_s2d.py --corpus data/corpus --run-dir runs/x" in card  # logs/s2d.json
+    assert "3 epochs logged" in card
+    # A log that is not the one the manifest's digest names is refused.
+    (wdir / "logs" / "s2d.json").write_text(json.dumps({**log, "best_epoch": 1}))
+    done = subprocess.run([sys.executable, "tools/model_card.py", "--weights", str(wdir), "--eval", str(edir),
+                           "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "card2.md")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "differs from the digest" in done.stderr
 
 
 def test_core_benchmark_tool_on_tiny_settings(tmp_path):

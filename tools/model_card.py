@@ -53,7 +53,7 @@ def _log_line(directory: Path, name: str, e: dict) -> list:
     log = weights.read_training_log(directory, e)
     return [f"- `{name}` (log `weights/{e['log']}`, sha256 `{e['log_sha256'][:12]}...`, {len(log['epochs'])} "
             f"epochs logged, best {log['best_epoch']}, early stopped: {'yes' if log['early_stopped'] else 'no'}):",
-            "", "  ```sh", f"  {log['command']}", "  ```", ""]
+            "", "  ```sh", *(f"  {c}" for c in log["commands"]), "  ```", ""]
 
 
 def _mm(x: float, digits: int = 3) -> str:

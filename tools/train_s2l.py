@@ -29,7 +29,8 @@ from core.corpus.dataset import Corpus  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run_arguments,  # noqa: E402
-                           corpus_description, end_epoch, export_best, seed_everything)
+                           corpus_description, end_epoch, export_best, run_command,
+                           seed_everything)
 
 
 # The paper's training set-up (the defaults below; the model card cites them from here).
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
         state = RunState()
     elif state.finished:
         print("run already stopped early; exporting")
+    state.commands.append(run_command())
     budget = Budget(args.budget_minutes)
     rng = np.random.default_rng(args.seed + state.epoch)
     crop = int(round(args.crop_seconds * fps))
