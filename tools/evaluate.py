@@ -7,8 +7,10 @@ vertices, plus LVE (m^2 and mm), for:
   * S2D alone on the true landmarks (how much error S2D adds),
   * baselines: the static neutral face, and the mean training motion at every frame,
   * the ablation: an S2L trained without the cosine loss (``--ablation NAME``), same seed/budget.
-Metrics are computed per utterance and averaged over utterances. Writes a Markdown report,
-JSON and mouth-opening plots under ``docs/eval/``.
+Metrics are computed per utterance and averaged over utterances; with ``--max-utterances`` the
+utterances are spread over every voice of the split (``sample_utterances``), not taken in shard
+order. Writes a Markdown report, JSON (with the evaluated networks' manifest evidence) and
+mouth-opening plots under ``docs/eval/``.
 
     python tools/evaluate.py --corpus data/corpus --weights weights --encoder hama \\
         --ablation-weights runs/ablation --out docs/eval
@@ -199,7 +201,8 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default="hama")
     ap.add_argument("--ablation-weights", help="folder holding the S2L trained without the cosine loss")
     ap.add_argument("--ablation-name", default=None, help="its network name (default s2l_<encoder>)")
-    ap.add_argument("--max-utterances", type=int, default=200, help="per split")
+    ap.add_argument("--max-utterances", type=int, default=200,
+                    help="per split, spread over the split's voices")
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
     ap.add_argument("--tag", default=None, help="file name stem (default eval_<encoder>)")
     args = ap.parse_args(argv)
