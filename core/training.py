@@ -66,6 +66,7 @@ class RunState:
     wall_seconds: float = 0.0
     log: list = field(default_factory=list)
     finished: bool = False
+    commands: list = field(default_factory=list)  # every invocation of the run (start, resumes, export)
 
 
 class Checkpointer:
@@ -166,14 +167,32 @@ def export_best(ckpt: Checkpointer, state: RunState, args, name: str, kind: str,
     from . import weights
     best = torch.load(ckpt.best, weights_only=False)
     best_log = next(e for e in state.log if e["epoch"] == best["epoch"])
+    # The run's per-epoch log goes beside the weights (small: a few numbers per epoch) and the
+    # manifest keeps its digest, so every figure about the training can be traced to it.
+    log_rel = f"logs/{name}.json"
+    log_path = Path(args.export) / log_rel
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(json.dumps({"network": name, "commands": state.commands, "best_epoch": best["epoch"],
+                                    "epochs_run": state.epoch, "early_stopped": state.finished,
+                                    "epochs": state.log}, indent=1) + "\n", encoding="utf-8")
     weights.save_network(
         args.export, name, kind, config, {k: v.numpy() for k, v in best["model"].items()},
         front_end=front_end, trained=True, training_data=training_data,
         extra={"epochs": best["epoch"], "epochs_run": state.epoch, "steps": state.step,
                "wall_minutes": round(state.wall_seconds / 60, 1), "validation": best_log, "lr": args.lr,
-               "seed": args.seed, "loss_unit": args.loss_unit, "early_stopped": state.finished, **(extra or {})},
+               "seed": args.seed, "loss_unit": args.loss_unit, "early_stopped": state.finished,
+               "log": log_rel, "log_sha256": weights.file_sha256(log_path), **(extra or {})},
     )
     print(f"exported {name} (epoch {best['epoch']}) to {args.export}")
+
+
+def run_command() -> str:
+    """The command line of this run as the model card shows it (paths inside the project relative)."""
+    import shlex
+    import sys
+    root = str(Path(__file__).resolve().parent.parent) + os.sep
+    argv = [a.replace(root, "") for a in sys.argv]
+    return "python " + " ".join(shlex.quote(a) for a in argv)
 
 
 def corpus_description(corpus) -> str:

@@ -3,8 +3,9 @@
 One ``.npz`` per network holds every parameter under its torch ``state_dict`` name plus the
 network's config, so both back ends (torch and the numpy runtime) load the same file.
 ``manifest.json`` beside them records, per network: file, sha256, kind, config, front end,
-whether it is trained, a description of its training data, and the FLAME topology hash the
-weights were made for. Loading checks all of these and fails with a WeightsError that says
+whether it is trained (with the evidence: epochs, validation figures and the digest of the
+training log under ``logs/``), a description of its training data, and the FLAME topology hash
+the weights were made for. Loading checks all of these and fails with a WeightsError that says
 what to do.
 """
 
@@ -66,9 +67,41 @@ def describe_source(directory) -> str:
     return "the bundled weights" if directory.resolve() == DEFAULT_DIR else f"weights from {directory}"
 
 
+# What a network marked ``trained`` must carry in the manifest: the epochs behind it, its
+# validation figures and the digest of the training log they come from (written by the trainer).
+TRAINING_EVIDENCE = ("epochs", "validation", "log", "log_sha256")
+
+
+def missing_training_evidence(entry: dict) -> list:
+    """The evidence fields a ``trained`` manifest entry lacks (empty when complete)."""
+    missing = [k for k in TRAINING_EVIDENCE if k not in entry]
+    if "epochs" in entry and not (isinstance(entry["epochs"], int) and entry["epochs"] >= 1):
+        missing.append("epochs >= 1")
+    if "validation" in entry and not {"loss", "LE_mm", "DE_mm", "epoch"} <= set(entry["validation"]):
+        missing.append("validation loss, LE_mm, DE_mm and epoch")
+    return missing
+
+
+def read_training_log(directory, entry: dict) -> dict:
+    """The training log a manifest entry names, after checking its digest."""
+    path = Path(directory) / entry["log"]
+    if not path.is_file():
+        raise WeightsError(f"Training log missing: {path}.")
+    if file_sha256(path) != entry["log_sha256"]:
+        raise WeightsError(f"Training log {path.name} differs from the digest in the manifest.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def save_network(directory, name: str, kind: str, config: dict, state: dict, *, front_end: str,
                  trained: bool, training_data: str, extra: dict | None = None) -> Path:
-    """Write ``name.npz`` and record it in the manifest (replacing a previous entry)."""
+    """Write ``name.npz`` and record it in the manifest (replacing a previous entry).
+
+    ``trained=True`` needs the evidence in ``extra`` (TRAINING_EVIDENCE): the flag alone proves nothing.
+    """
+    if trained:
+        missing = missing_training_evidence(extra or {})
+        if missing:
+            raise ValueError(f"Network '{name}' marked trained without its evidence: {', '.join(missing)}.")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.npz"

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-bpy = pytest.importorskip("bpy")
+from tests.addon_helpers import import_bpy  # noqa: E402
+
+bpy = import_bpy()
 
 from tests.addon_helpers import (HEAD, NO_WEIGHTS, evaluated_vertices, import_addon, load_head,  # noqa: E402
                                  make_wav, reset_scene, snapshot, speechlike, write_wav)
@@ -268,6 +270,39 @@ def test_error_reordered_faces(scene, wav):
     _expect_unchanged(obj, lambda: api.bake(obj, str(wav)), TopologyError, "triangle 0")
 
 
+def test_error_edit_mode(scene, wav):
+    head = load_head()
+    bpy.context.view_layer.objects.active = head
+    head.select_set(True)
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"} and head.mode == "EDIT"
+    _expect_unchanged(head, lambda: api.bake(head, str(wav)), SpeechToFaceError, "is in Edit Mode")
+    # The button is disabled and says why.
+    _strip(scene, wav, 1)
+    assert "is in Edit Mode" in status.plan(bpy.context).blocker
+    assert not bpy.ops.speech_to_face.bake.poll()
+    assert head.mode == "EDIT"  # the user's mode is left alone
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_error_non_triangle_faces(scene, wav):
+    """FLAME's vertices with two triangles merged into a quad: refused, named, nothing changed."""
+    from core import meshio
+    v, f = meshio.read_mesh(HEAD)
+    faces = f.tolist()
+    # Two triangles sharing an edge become one quad (same 5023 vertices).
+    a, b = faces[0], next(t for t in faces[1:] if len(set(t) & set(faces[0])) == 2)
+    shared, (only_a,), (only_b,) = set(a) & set(b), set(a) - set(b), set(b) - set(a)
+    p, q = sorted(shared)
+    quad = [only_a, p, only_b, q]
+    faces = [quad] + [t for t in faces[1:] if t != b]
+    mesh = bpy.data.meshes.new("Quads")
+    mesh.from_pydata(v.tolist(), [], faces)
+    obj = bpy.data.objects.new("Quads", mesh)
+    scene.collection.objects.link(obj)
+    assert len(mesh.vertices) == 5023 and sorted(len(p.vertices) for p in mesh.polygons)[-1] == 4
+    _expect_unchanged(obj, lambda: api.bake(obj, str(wav)), TopologyError, "1 faces that are not triangles")
+
+
 def test_error_linked_library_data(scene, wav, tmp_path):
     head = load_head("LibHead")
     lib = tmp_path / "lib.blend"
@@ -376,7 +411,7 @@ def test_operator_reports_error_and_changes_nothing(scene, tmp_path):
 
 # --- the worker thread and cancel ----------------------------------------------------------------------
 
-def test_worker_thread_matches_and_cancel_changes_nothing(scene, tmp_path):
+def test_worker_thread_matches_direct_inference(scene, tmp_path):
     scene.render.fps = 30
     head = load_head()
     path = make_wav(tmp_path / "long.wav", seconds=4.0)
@@ -387,21 +422,99 @@ def test_worker_thread_matches_and_cancel_changes_nothing(scene, tmp_path):
     direct = job.infer(request)
     assert np.array_equal(threaded.outcome.displacements, direct.displacements)
 
-    before = snapshot(head)
-    cancelled = job.BakeJob(request)
-    seen = []
-    original = cancelled._set_progress
 
-    def progress_then_cancel(f):  # cancel as soon as the work is under way
-        original(f)
-        seen.append(f)
-        if f > 0:
-            cancelled.cancel()
-    cancelled._set_progress = progress_then_cancel
-    cancelled.start().wait(300)
-    assert isinstance(cancelled.error, Cancelled) and cancelled.outcome is None
-    assert 0 < max(seen) < 1
+
+def _invoke_modal(monkeypatch, context):
+    """The bake operator's own invoke, on a real operator instance, with a window in the context.
+
+    bpy's background mode has no event loop, so ``bpy.ops`` always runs ``execute``; for that one
+    call, ``execute`` enters ``invoke`` as the button would. The events are then handed to the
+    operator's ``modal`` directly, as the window manager would.
+    """
+    from blender_addon import operators
+    captured = []
+
+    def enter_invoke(self, ctx):
+        win = ctx.window_manager.windows[0]
+        with ctx.temp_override(window=win, screen=win.screen):
+            result = self.invoke(bpy.context, None)
+        captured.append(self)
+        return result
+
+    monkeypatch.setattr(operators.SPEECHTOFACE_OT_bake, "execute", enter_invoke)
+    assert bpy.ops.speech_to_face.bake() == {"RUNNING_MODAL"}
+    monkeypatch.undo()
+    return captured[0]
+
+
+def _event(op, kind, value="NOTHING"):
+    from types import SimpleNamespace
+    win = bpy.context.window_manager.windows[0]
+    with bpy.context.temp_override(window=win, screen=win.screen):
+        return op.modal(bpy.context, SimpleNamespace(type=kind, value=value))
+
+
+def _file_source(scene, path):
+    props = scene.speech_to_face
+    props.audio_source, props.audio_file, props.audio_frame = "FILE", str(path), 1
+
+
+def test_operator_esc_cancels_and_changes_nothing(scene, tmp_path, monkeypatch):
+    import time
+    scene.render.fps = 30
+    head = load_head()
+    bpy.context.view_layer.objects.active = head
+    _file_source(scene, make_wav(tmp_path / "long.wav", seconds=20.0))  # long: Esc lands mid-run
+    before = snapshot(head)
+    op = _invoke_modal(monkeypatch, bpy.context)
+    running = op._job
+    assert status.RUNNING[scene.name] is running
+    deadline = time.monotonic() + 120
+    while running.progress == 0 and not running.done and time.monotonic() < deadline:
+        time.sleep(0.01)  # Esc once the work is under way
+    assert _event(op, "MOUSEMOVE") == {"PASS_THROUGH"} and _event(op, "A", "PRESS") == {"RUNNING_MODAL"}
+    assert _event(op, "ESC", "PRESS") == {"CANCELLED"}
+    assert running.wait(120) and isinstance(running.error, Cancelled) and running.outcome is None
+    assert 0 < running.progress < 1
+    assert scene.name not in status.RUNNING and op._timer is None
     assert snapshot(head) == before
+
+
+def test_operator_modal_bake_writes_once_and_is_one_undo_step(scene, tmp_path, monkeypatch):
+    import time
+    scene.render.fps = 30
+    head = load_head()
+    bpy.context.view_layer.objects.active = head
+    _file_source(scene, make_wav(tmp_path / "line.wav", seconds=1.0))
+    before = snapshot(head)
+    op = _invoke_modal(monkeypatch, bpy.context)
+    deadline = time.monotonic() + 300
+    while not op._job.done and time.monotonic() < deadline:
+        assert _event(op, "TIMER") == {"RUNNING_MODAL"}
+        assert snapshot(head) == before  # nothing is written while the worker runs
+        time.sleep(0.05)
+    assert _event(op, "TIMER") == {"FINISHED"}  # the whole result, written in this one call
+    assert api.takes(head)["main"]["frames"] == 30
+    assert "Baked 30 frames" in scene.speech_to_face.last_report
+
+    # The operator is one undo step: one Undo gives back the scene before the bake, Redo the bake.
+    reset_scene()
+    scene = bpy.context.scene
+    head = load_head()
+    bpy.context.view_layer.objects.active = head
+    _file_source(scene, make_wav(tmp_path / "line.wav", seconds=1.0))
+    bpy.ops.ed.undo_push(message="before the bake")
+    before = snapshot(head)
+    assert bpy.ops.speech_to_face.bake("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push undo, as the UI does
+    baked = snapshot(head)
+    assert baked != before and len(baked["keys"]) == 25  # basis + 24 frames (1 s at 24 fps)
+    win = bpy.context.window_manager.windows[0]
+    with bpy.context.temp_override(window=win, screen=win.screen):
+        assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert snapshot(bpy.data.objects["Head"]) == before
+    with bpy.context.temp_override(window=win, screen=win.screen):
+        assert bpy.ops.ed.redo() == {"FINISHED"}
+    assert snapshot(bpy.data.objects["Head"]) == baked
 
 
 def test_hama_missing_falls_back_to_mel_and_says_so(scene, wav, monkeypatch):

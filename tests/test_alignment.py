@@ -51,9 +51,28 @@ def test_alignment_ignores_mouth_and_jaw(topology):
     np.testing.assert_allclose(sim.rotation, np.eye(3), atol=1e-9)
 
 
+def _angle_degrees(r):
+    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
+
+
 def test_other_identity_aligns_closely(topology):
+    """Another FLAME identity: scale, rotation and translation of the fit, not only the scale."""
     from core import meshio
     from tests.conftest import HEADS
     v, _ = meshio.read_mesh(HEADS / "sample_neutral.ply")
-    sim = alignment.align_to_template(v * 100 @ rotation((0, 0, 1), 30).T)
-    assert abs(sim.scale - 0.01) < 0.001
+    # As it is: already in the template's frame, so nearly the identity transform.
+    s0 = alignment.align_to_template(v)
+    assert abs(s0.scale - 1) < 0.05
+    assert _angle_degrees(s0.rotation) < 5.0  # its own head tilt: about 2.4 degrees
+    assert np.abs(s0.translation).max() < 0.005  # metres
+    # In centimetres, rotated 30 degrees about Z and moved: the fit must undo exactly that.
+    r, shift = rotation((0, 0, 1), 30), np.array([5.0, -2.0, 30.0])
+    sim = alignment.align_to_template(v * 100 @ r.T + shift)
+    assert abs(sim.scale - s0.scale / 100) < 1e-9
+    np.testing.assert_allclose(sim.rotation, s0.rotation @ r.T, atol=1e-9)
+    assert abs(_angle_degrees(sim.rotation @ r) - _angle_degrees(s0.rotation)) < 1e-6
+    np.testing.assert_allclose(sim.translation, s0.translation - sim.scale * sim.rotation @ shift, atol=1e-9)
+    lmk = topology.landmarks
+    idx = list(alignment.flame.STABLE_LANDMARKS)
+    mapped = lmk(sim.to_canonical(v * 100 @ r.T + shift))[idx]
+    assert np.abs(mapped - lmk(topology.template.astype(np.float64))[idx]).max() < 0.005

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-bpy = pytest.importorskip("bpy")
+from tests.addon_helpers import import_bpy  # noqa: E402
+
+bpy = import_bpy()
 
 from tests.addon_helpers import HEAD, ROOT, import_addon, make_wav, reset_scene, run_tool  # noqa: E402
 
@@ -208,3 +210,21 @@ def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     assert img.size[0] > img.size[1] > 96
     px = np.array(img.pixels[:]).reshape(-1, 4)[:, :3]
     assert len(np.unique(px.round(2), axis=0)) > 50  # a rendered head, not an empty background
+
+
+def test_bake_benchmark_tool_on_tiny_settings(tmp_path):
+    """tools/benchmark_bake.py (docs/benchmarks/bake.json, the README's bake figures) on a 1 s clip."""
+    out = tmp_path / "bake.json"
+    done = run_tool(ROOT / "tools" / "benchmark_bake.py", "--seconds", "1", "--fps", "24", "--repeats", "1",
+                    "--out", out)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["weights_trained"] is True and (report["clip_seconds"], report["fps"]) == (1.0, 24.0)
+    per_frame, compact = report["per_frame"], report["compact"]
+    assert per_frame["frames"] == compact["frames"] == 24 and per_frame["shape_keys"] == 24
+    assert 1 <= compact["shape_keys"] < 24 and compact["max_error_m"] <= compact["error_bound_m"]
+    # The per-frame .blend holds 24 more full-mesh keys than the head alone; compact fewer.
+    assert per_frame["blend_mb"] > compact["blend_mb"] >= report["head_only_blend_mb"] > 0
+    for mode in (per_frame, compact):
+        assert 0 < mode["inference_s"] <= mode["total_s"]
+    assert report["cold_first_run"]["total_s"] > 0

@@ -31,12 +31,15 @@ def test_animate_sample(animator, topology, speech16k):
 
 
 def test_numpy_and_torch_back_ends_agree(topology, speech16k):
-    a = Animator.load(weights_dir="/nonexistent-weights", encoder="mel", backend="numpy", allow_random=True)
-    b = Animator.load(weights_dir="/nonexistent-weights", encoder="mel", backend="torch", allow_random=True)
+    # The shipped (trained) weights, so the outputs have the size users see; relative bound.
+    a = Animator.load(encoder="mel", backend="numpy")
+    b = Animator.load(encoder="mel", backend="torch")
+    assert a.trained and b.trained
     clip = (speech16k[:32000], 16000)
     da = a.animate(clip, topology.template, fps=25).displacements
     db = b.animate(clip, topology.template, fps=25).displacements
-    assert np.abs(da - db).max() < 1e-5  # metres
+    assert np.abs(db).max() > 1e-3  # the mouth opens by millimetres
+    assert np.abs(da - db).max() < 1e-4 * np.abs(db).max(), np.abs(da - db).max() / np.abs(db).max()
 
 
 def test_chunked_equals_whole(topology, speech16k):
@@ -137,7 +140,5 @@ def test_weights_round_trip_and_failures(tmp_path, topology, speech16k):
 
 
 def test_bundled_weights_are_named_as_such():
-    # Reports written by the tools then hold no machine-specific path.
-    if not weights.has_networks(weights.DEFAULT_DIR, "s2l_mel", "s2d"):
-        pytest.skip("no bundled weights")
+    # Reports written by the tools then hold no machine-specific path (no skip: weights ship).
     assert Animator.load(encoder="mel").describe() == "encoder=mel, back end=numpy, trained: the bundled weights"

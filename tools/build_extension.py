@@ -1,6 +1,7 @@
 """Build the installable Blender extension zip.
 
     python tools/build_extension.py [--out dist] [--wheels-dir build/wheels]
+    python tools/build_extension.py --report docs/benchmarks/extension.json   # + the size the README cites
 
 Zip layout (the add-on package root, as Blender installs it):
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -130,16 +132,33 @@ def build(out_dir: Path, wheels_dir: Path, validate: bool = True) -> Path:
     return zip_path
 
 
+def size_report(zip_path: Path) -> dict:
+    """Size of the zip and, compressed, of its parts (top-level folders; files at the top together)."""
+    parts: dict = {}
+    with zipfile.ZipFile(zip_path) as z:
+        for info in z.infolist():
+            top = info.filename.split("/", 1)[0] if "/" in info.filename else "(top level)"
+            parts[top] = parts.get(top, 0) + info.compress_size
+    return {"zip": zip_path.name, "zip_mb": round(zip_path.stat().st_size / 1e6, 1),
+            "compressed_mb_by_folder": {k: round(v / 1e6, 2) for k, v in sorted(parts.items())}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
     ap.add_argument("--wheels-dir", type=Path, default=ROOT / "build" / "wheels",
                     help="cache of wheels to bundle (default: build/wheels/)")
     ap.add_argument("--no-validate", action="store_true", help="skip Blender's validator")
+    ap.add_argument("--report", type=Path,
+                    help="also write the zip's size and what takes the room as JSON (docs/benchmarks/extension.json)")
     args = ap.parse_args(argv)
     path = build(args.out, args.wheels_dir, validate=not args.no_validate)
     size = path.stat().st_size / 1e6
     print(f"built {path} ({size:.1f} MB)")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(size_report(path), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.report}")
     print(f"install: Blender > Edit > Preferences > Get Extensions > Install from Disk... > {path.name}")
     return 0
 

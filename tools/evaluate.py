@@ -7,8 +7,10 @@ vertices, plus LVE (m^2 and mm), for:
   * S2D alone on the true landmarks (how much error S2D adds),
   * baselines: the static neutral face, and the mean training motion at every frame,
   * the ablation: an S2L trained without the cosine loss (``--ablation NAME``), same seed/budget.
-Metrics are computed per utterance and averaged over utterances. Writes a Markdown report,
-JSON and mouth-opening plots under ``docs/eval/``.
+Metrics are computed per utterance and averaged over utterances; with ``--max-utterances`` the
+utterances are spread over every voice of the split (``sample_utterances``), not taken in shard
+order. Writes a Markdown report, JSON (with the evaluated networks' manifest evidence) and
+mouth-opening plots under ``docs/eval/``.
 
     python tools/evaluate.py --corpus data/corpus --weights weights --encoder hama \\
         --ablation-weights runs/ablation --out docs/eval
@@ -52,6 +54,26 @@ def mean_motion(corpus: Corpus, max_utts: int = 400) -> tuple[np.ndarray, np.nda
     return (lsum / n).astype(np.float32), (dsum / n).astype(np.float32)
 
 
+def sample_utterances(metas: list, max_utts: int, seed: int = 0) -> list:
+    """Utterance ids to evaluate: spread over every voice of the split, not the first in shard order.
+
+    Each voice's utterances are put in a seeded random order and the voices (sorted by id) take
+    turns, so ``max_utts`` utterances cover min(max_utts, voices) voices with counts that differ
+    by at most one between voices that have enough utterances.
+    """
+    by_voice: dict = {}
+    for m in metas:
+        by_voice.setdefault(m["voice_id"], []).append(m["utt_id"])
+    rng = np.random.default_rng(seed)
+    queues = [list(rng.permutation(sorted(by_voice[v]))) for v in sorted(by_voice)]
+    chosen = []
+    while len(chosen) < max_utts and any(queues):
+        for q in queues:
+            if q and len(chosen) < max_utts:
+                chosen.append(str(q.pop(0)))
+    return chosen
+
+
 def summarise(rows: list) -> dict:
     keys = rows[0].keys()
     return {k: float(np.nanmean([r[k] for r in rows])) if not all(np.isnan(r[k]) for r in rows) else float("nan")
@@ -64,9 +86,16 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
     results = {name: {"landmarks": [], "dense": []} for name in
                ("model", "s2d_on_true_landmarks", "static", "mean_motion", "ablation_no_cosine")}
     plots = []
-    for i, utt in enumerate(corpus.utterances(split)):
-        if i >= max_utts:
-            break
+    metas = corpus.metadata(split)
+    chosen = set(sample_utterances(metas, max_utts))
+    # Only the shards that hold a chosen utterance are read.
+    shards = [s for s in corpus.shards
+              if any(m["utt_id"] in chosen for m in json.loads((corpus.root / "shards" / f"{s}.json").read_text()))]
+    voices = set()
+    for utt in corpus.utterances(split, shards=shards):
+        if utt.meta["utt_id"] not in chosen:
+            continue
+        voices.add(utt.meta["voice_id"])
         samples = audio_io.normalise_loudness(utt.audio)
         y_l = utt.landmark_disp.astype(np.float64)
         y_d = utt.dense_disp().astype(np.float64)
@@ -95,6 +124,9 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         if r["landmarks"]:
             out[name] = {"landmarks": summarise(r["landmarks"]), "dense": summarise(r["dense"])}
     out["utterances"] = len(results["model"]["landmarks"])
+    out["voices"] = len(voices)
+    out["voices_in_split"] = len({m["voice_id"] for m in metas})
+    out["sampling"] = "round-robin over the split's voices, seeded order within each voice (sample_utterances)"
     out["plots"] = plots
     return out
 
@@ -127,6 +159,7 @@ def _fmt(v, scale=1.0, digits=3):
 
 def report_markdown(result: dict) -> str:
     lines = [f"# Evaluation ({result['encoder']} encoder)", "",
+             f"Written by `tools/evaluate.py`; every figure below is in `{result['stem']}.json` beside this file.", "",
              f"Weights: {result['weights']}", f"Corpus: {result['corpus']}", "",
              "Per-utterance metrics averaged over utterances. LE: max lip-point L2 error per frame, "
              "DE: mean L2 displacement error, DAE: mean angle between displacement vectors (undefined "
@@ -136,7 +169,8 @@ def report_markdown(result: dict) -> str:
             continue
         r = result["splits"][split]
         title = "held-out voices and sentences" if split == "test" else "held-out language"
-        lines += [f"## `{split}` - {title} ({r['utterances']} utterances)", "",
+        spread = f", {r['voices']} of {r['voices_in_split']} voices" if "voices" in r else ""
+        lines += [f"## `{split}` - {title} ({r['utterances']} utterances{spread})", "",
                   "| method | LE lmk (mm) | DE lmk (mm) | DAE lmk (deg) | LE dense (mm) | DE dense (mm) | DAE dense (deg) | LVE (m^2) | LVE (mm) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for name in ("static", "mean_motion", "model", "ablation_no_cosine", "s2d_on_true_landmarks"):
@@ -155,6 +189,13 @@ def report_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _evidence(directory, names: list) -> dict:
+    """What the weights manifest records of each evaluated network (reports cite it, e.g. epochs)."""
+    networks = weights.read_manifest(directory)["networks"]
+    keep = ("sha256", "trained", "epochs", "epochs_run", "early_stopped", "lr", "seed", "cosine_loss", "log_sha256")
+    return {n: {k: networks[n][k] for k in keep if k in networks[n]} for n in names if n in networks}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", required=True)
@@ -162,7 +203,8 @@ def main(argv=None) -> int:
     ap.add_argument("--encoder", default="hama")
     ap.add_argument("--ablation-weights", help="folder holding the S2L trained without the cosine loss")
     ap.add_argument("--ablation-name", default=None, help="its network name (default s2l_<encoder>)")
-    ap.add_argument("--max-utterances", type=int, default=200, help="per split")
+    ap.add_argument("--max-utterances", type=int, default=200,
+                    help="per split, spread over the split's voices")
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
     ap.add_argument("--tag", default=None, help="file name stem (default eval_<encoder>)")
     args = ap.parse_args(argv)
@@ -179,8 +221,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     means = mean_motion(corpus)
     result = {"encoder": args.encoder, "weights": animator.describe(),
-              "corpus": f"{corpus.root} ({corpus.manifest['stats']['hours']} h)", "splits": {}}
+              "corpus": f"{corpus.root} ({corpus.manifest['stats']['hours']} h)", "splits": {},
+              "networks": _evidence(args.weights, [f"s2l_{args.encoder}", "s2d"])}
+    if args.ablation_weights:
+        result["ablation_networks"] = _evidence(args.ablation_weights, [args.ablation_name or f"s2l_{args.encoder}"])
     stem = args.tag or f"eval_{args.encoder}"
+    result["stem"] = stem
     for split in ("test", "test_language"):
         if corpus.metadata(split):
             result["splits"][split] = evaluate_split(corpus, split, animator, s2d, ablation, means,

@@ -99,10 +99,14 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
             "gap_speech_p95_mm": float(np.percentile(gap[speech], 95)) if speech.any() else float("nan"),
             "gap_max_mm": float(gap.max()),
             "aperture_rest_median_mm": float(np.median(aperture[rest])) if rest.any() else float("nan"),
+            "gap_rest_median_mm": float(np.median(gap[rest])) if rest.any() else float("nan"),
             "jaw_loudness_correlation": float(np.corrcoef(jaw_drop, loud)[0, 1]),
             "jaw_drop_p95_mm": float(np.percentile(jaw_drop, 95)),
             "bilabials_found": len(closures),
             "bilabials_sealed": int(sum(c <= SEALED_MM for c in closures)),
+            # a weaker criterion, relative to the clip's own opening: lips at least half-way closed
+            "bilabials_half_closed": int(sum(c < 0.5 * np.median(aperture[speech]) for c in closures))
+            if speech.any() else 0,
             "bilabial_aperture_median_mm": float(np.median(closures)) if closures else float("nan"),
             "_gap_speech": gap[speech].tolist(), "_aperture_rest": aperture[rest].tolist(),
             "_series": {"gap": gap.tolist(), "aperture": aperture.tolist(), "jaw": jaw_drop.tolist(),
@@ -189,7 +193,8 @@ def main(argv=None) -> int:
                                            "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6"},
               "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
     md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
-          "none of these voices is in the training corpus. Written by `tools/evaluate_real.py`.", ""]
+          "none of these voices is in the training corpus. Written by `tools/evaluate_real.py`; every figure "
+          f"below is in `{args.name}.json` beside this file.", ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
         rows = []

@@ -27,7 +27,8 @@ from core import losses, metrics  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.s2d import S2D, S2DConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, RunState, add_run_arguments,  # noqa: E402
-                           corpus_description, end_epoch, export_best, seed_everything)
+                           corpus_description, end_epoch, export_best, run_command,
+                           seed_everything)
 
 
 class FramePool:
@@ -117,6 +118,7 @@ def main(argv=None) -> int:
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2d": cfg.to_dict()}
     state = (ckpt.resume(model, optimizer) if args.resume else None) or RunState()
+    state.commands.append(run_command())
     budget = Budget(args.budget_minutes)
 
     while not state.finished and state.epoch < args.epochs and not budget.exhausted():

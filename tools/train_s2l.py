@@ -30,7 +30,13 @@ from core.corpus.dataset import Corpus  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run_arguments,  # noqa: E402
-                           corpus_description, end_epoch, export_best, seed_everything)
+                           corpus_description, end_epoch, export_best, run_command,
+                           seed_everything)
+
+
+# The paper's training set-up (the defaults below; the model card cites them from here).
+PAPER_LR = 1e-4
+PAPER_EPOCHS = 300
 
 
 def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
@@ -117,8 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", help="feature cache (default: data/feature_cache)")
     ap.add_argument("--export", help="weights folder to write the best network into")
     ap.add_argument("--export-name", help="network name in the manifest (default s2l_<encoder>)")
-    ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--epochs", type=int, default=PAPER_EPOCHS)
+    ap.add_argument("--lr", type=float, default=PAPER_LR)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop-seconds", type=float, default=3.0)
     ap.add_argument("--no-cosine", action="store_true", help="ablation: drop the cosine loss")
@@ -163,6 +169,7 @@ def main(argv=None) -> int:
         state = RunState()
     elif state.finished:
         print("run already stopped early; exporting")
+    state.commands.append(run_command())
     budget = Budget(args.budget_minutes)
     rng = np.random.default_rng(args.seed + state.epoch)
     crop = int(round(args.crop_seconds * fps))

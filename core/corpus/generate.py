@@ -304,6 +304,15 @@ def report_markdown(root) -> str:
              f"{st['num_sentences']} distinct sentences, {len(manifest['identities'])} face identities, "
              f"{len(manifest['shards'])} shards.",
              f"- Held-out language (split `test_language` only): `{manifest['held_out_language']}`."]
+    per_engine: dict = {}
+    for name, v in st["by_voice"].items():
+        per_engine[v["engine"]] = per_engine.get(v["engine"], 0) + 1
+    blends = sum(1 for name in st["by_voice"] if "+" in name.split(":", 1)[1] and name.startswith("kokoro:"))
+    names = {"espeak": "espeak-ng (language x variant, each with its own rate, pitch and range)", "kokoro": "Kokoro"}
+    parts = [f"{n} {names.get(e, e)}" + (f" ({blends} of them blends)" if e == "kokoro" and blends else "")
+             for e, n in sorted(per_engine.items())]
+    lines.append(f"- Voices used: {', '.join(parts)}" + (f": {len(st['by_voice']) - blends} without the blends."
+                                                         if blends else "."))
     gen = manifest.get("generation", {})
     if gen:
         lines.append(f"- Generation (last run): {gen['audio_seconds_this_run'] / 3600:.2f} h of audio in "
