@@ -8,7 +8,7 @@ human speech of voices the networks never heard:
   * closures: at every p/b/m that hama's recogniser finds, the mesh's true lip aperture
     (core.lip_aperture.aperture: smallest upper-to-lower lip surface distance near the midline)
     within the phone (+-1 frame) - sealed when <= 0.5 mm;
-  * rest: the aperture in silent frames (inside pauses of 200 ms or more) - closed when <= 1 mm;
+  * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
 Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
 and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
@@ -49,7 +49,7 @@ EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav")
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
-PAUSE_HALF = 0.1           # a silent frame counts as rest when +-100 ms around it are silent too
+PAUSE_HALF = 0.033         # a silent frame counts as rest when its neighbours are silent too (~100 ms)
 
 
 def default_recordings() -> list:
@@ -81,8 +81,9 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
     aperture = lip_aperture.aperture(anim.vertices) * 1000.0     # mm on the mesh
     jaw_drop = -lmk_d[:, 8, 1] * 1000.0                          # mm, + = chin down
     loud = frame_loudness_db(samples, fps, anim.num_frames)
-    speech = loud > loud.max() - 30.0
-    quiet = loud < loud.max() - 35.0
+    level = np.percentile(loud, 95)            # the clip's speech level (robust to a click or a shout)
+    speech = loud > level - 18.0
+    quiet = loud < level - 22.0                  # read-speech recordings have noise floors 25-35 dB down
     k = max(1, int(round(PAUSE_HALF * fps)))
     rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
     spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
