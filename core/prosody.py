@@ -164,7 +164,7 @@ def analyse(samples16k: np.ndarray) -> Prosody:
     speech_db = np.median(db[speech]) if speech.any() else db.max()
     level = np.clip((db - speech_db + 6.0) / 12.0, 0.0, 1.0)
     accent = np.clip(excursion / 3.0, 0.0, 1.5) * (0.4 + 0.6 * level)
-    low = np.clip((-excursion - 1.5) / 3.0, 0.0, 1.0) * np.clip((db - speech_db - 1.0) / 6.0, 0.0, 1.0)
+    low = np.clip((-excursion - 1.0) / 3.0, 0.0, 1.0) * np.clip((db - speech_db + 2.0) / 6.0, 0.0, 1.0)
     return Prosody(f0, voiced, db, speech, st, base, smooth(accent, 3.0), smooth(low, 3.0))
 
 

@@ -377,3 +377,191 @@ def dense(weights: np.ndarray, head_canonical: np.ndarray | None = None) -> np.n
     _, keys = shape_keys(head_canonical)
     kw = key_weights(weights).astype(np.float32)
     return np.einsum("tk,kvc->tvc", kw, keys, optimize=True)
+
+
+# ------------------------------------------------------------------------------ controller
+
+BLINK_RATE_PER_MIN = 17.0     # speakers blink ~15-25 times a minute in conversation
+BLINK_MIN_INTERVAL_S = 1.2
+BLINK_SEARCH_S = 0.8          # a blink moves this far to reach a pause or dodge a closure
+BLINK_DURATION_S = (0.28, 0.06, 0.18, 0.38)   # mean, sd, min, max of the whole lid motion
+BLINK_CLOSE_SHARE = 0.3       # closing takes 30 % of the blink, opening the rest (slower)
+BLINK_HOLD_S = 0.03
+EXPRESSIVE = ("brow_raise", "brow_inner_raise", "brow_lower", "eye_wide", "squint", "cheek_raise")
+
+
+def blink_profile(dt: np.ndarray, duration: float) -> np.ndarray:
+    """Lid closure (0 open - 1 closed) at times ``dt`` (s) from the moment the lids meet:
+    an eased fast close, a short hold, then a slower opening that decelerates."""
+    tc = BLINK_CLOSE_SHARE * duration
+    to = duration - tc - BLINK_HOLD_S
+    dt = np.asarray(dt, np.float64)
+    close = _smoothstep(1.0 + dt / tc)
+    x = np.clip((dt - BLINK_HOLD_S) / to, 0.0, 1.0)
+    opening = (1.0 - x) ** 2
+    return np.where(dt <= 0, np.where(dt > -tc, close, 0.0), np.where(dt <= BLINK_HOLD_S, 1.0, opening))
+
+
+def bilabial_peaks(lip_gap: np.ndarray, fps: float) -> np.ndarray:
+    """Frames at the peak of a lip closure inside speech: a local minimum of the inner-lip gap
+    (any offset, e.g. the predicted landmarks' 62-66 distance) that is well below the gap of the
+    open frames within 150 ms on *both* sides (so the closed mouth of a pause does not count)."""
+    g = np.asarray(lip_gap, np.float64)
+    n = len(g)
+    mask = np.zeros(n, bool)
+    if n < 3:
+        return mask
+    lo, hi = np.percentile(g, 10), np.percentile(g, 90)
+    span = hi - lo
+    if span < 1e-4:  # under 0.1 mm of motion: no articulation to protect
+        return mask
+    k = max(1, int(round(0.15 * fps)))
+    for f in range(n):
+        left, right = g[max(0, f - k):f], g[f + 1:f + 1 + k]
+        if len(left) == 0 or len(right) == 0:
+            continue
+        if g[f] > min(left.min(), right.min()) + 1e-9:
+            continue  # not the local minimum
+        if left.max() - g[f] > 0.35 * span and right.max() - g[f] > 0.35 * span:
+            mask[max(0, f - 1):f + 2] = True   # the peak and its neighbours
+    return mask
+
+
+def _speech_frames(pros: prosody.Prosody, fps: float, n: int) -> np.ndarray:
+    return prosody.to_frames(pros.speech.astype(float), fps, n) > 0.5
+
+
+def _boundaries(speech: np.ndarray, fps: float) -> np.ndarray:
+    """Frames within 0.3 s of a phrase boundary: a change between speech and a pause >= 150 ms."""
+    out = np.zeros(len(speech), bool)
+    k = int(round(0.3 * fps))
+    for a, b in prosody.runs(~speech):
+        if (b - a) / fps >= 0.15:
+            for edge in (a, b):
+                out[max(0, edge - k):edge + k + 1] = True
+    return out
+
+
+def schedule_blinks(num_frames: int, fps: float, speech: np.ndarray, rng: np.random.Generator,
+                    avoid: np.ndarray | None = None, rate_per_min: float = BLINK_RATE_PER_MIN) -> list:
+    """[(frame where the lids meet, duration s)]: a gamma renewal process (mean ``rate_per_min``)
+    whose every blink is moved, within +-0.8 s, toward pauses and phrase boundaries and off any
+    frame of ``avoid`` (bilabial closures) while the lids are more than half closed."""
+    mean = 60.0 / rate_per_min
+    shape = 4.0
+    pause = ~speech
+    boundary = _boundaries(speech, fps)
+    avoid = np.zeros(num_frames, bool) if avoid is None else np.asarray(avoid, bool)
+    blinks = []
+    t = rng.uniform(0.25, mean)           # a stationary process: the first blink anywhere in one mean
+    last = -10 ** 9   # frame of the previous blink
+    while t < num_frames / fps:
+        mu, sd, lo, hi = BLINK_DURATION_S
+        dur = float(np.clip(rng.normal(mu, sd), lo, hi))
+        a = max(int(np.floor((t - BLINK_SEARCH_S) * fps)), int(np.ceil(last + BLINK_MIN_INTERVAL_S * fps)), 0)
+        b = min(int(np.ceil((t + BLINK_SEARCH_S) * fps)), num_frames - 1)
+        noise = rng.random(max(b - a + 1, 0))
+        best, best_score = None, -np.inf
+        offsets = np.arange(-int(np.ceil(dur * fps)), int(np.ceil(dur * fps)) + 1)
+        half_closed = offsets[blink_profile(offsets / fps, dur) >= 0.5]
+        for i, p in enumerate(range(a, b + 1)):
+            frames = p + half_closed
+            frames = frames[(frames >= 0) & (frames < num_frames)]
+            if avoid[frames].any():
+                continue
+            score = 1.5 * pause[p] + 1.0 * boundary[p] + 0.8 * noise[i]
+            if score > best_score:
+                best, best_score = p, score
+        if best is None:          # every frame near t is a closure: try a little later
+            t += 0.4
+            continue
+        blinks.append((best, dur))
+        last = best
+        t = best / fps + max(BLINK_MIN_INTERVAL_S, rng.gamma(shape, mean / shape))
+    return blinks
+
+
+def _events_envelope(n: int, fps: float, events: list) -> np.ndarray:
+    """max over events (peak time s, amplitude, hold s) of a smooth rise-hold-decay bump."""
+    t = np.arange(n) / fps
+    out = np.zeros(n)
+    for tp, amp, hold in events:
+        rise = _smoothstep((t - (tp - 0.15)) / 0.2)
+        fall = 1.0 - _smoothstep((t - (tp + 0.05 + hold)) / 0.45)
+        out = np.maximum(out, amp * rise * fall)
+    return out
+
+
+def _peaks(x: np.ndarray, half_window: int, threshold: float) -> list:
+    out = []
+    for i in range(len(x)):
+        if x[i] < threshold:
+            continue
+        seg = x[max(0, i - half_window):i + half_window + 1]
+        if x[i] >= seg.max() and (not out or i - out[-1] > half_window):
+            out.append(i)
+    return out
+
+
+def upper_face_motion(samples16k: np.ndarray, fps: float, num_frames: int, seed: int = 0,
+                      lip_gap: np.ndarray | None = None, intensity: float = 1.0,
+                      avoid: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
+    """Per-frame control weights (num_frames, K) float32 and NAMES for a clip.
+
+    ``lip_gap``: optional (num_frames,) inner-lip gap (metres, any offset): blinks avoid its
+    closure peaks and the cheeks follow its openings. ``avoid``: optional extra frames where the
+    lids must not be more than half closed. ``intensity`` scales brows, lids and cheeks; blinks
+    always close fully (a half blink looks wrong) and are left out only at intensity 0.
+    Deterministic given ``seed``."""
+    n = int(num_frames)
+    weights = np.zeros((n, len(NAMES)), np.float32)
+    if n == 0 or intensity <= 0:
+        return weights, NAMES
+    rng = np.random.default_rng(seed)
+    pros = prosody.analyse(samples16k)
+    speech = _speech_frames(pros, fps, n)
+    block = np.zeros(n, bool)
+    if lip_gap is not None:
+        lip_gap = np.asarray(lip_gap, np.float64)
+        if lip_gap.shape != (n,):
+            raise ValueError(f"lip_gap must have one value per frame ({n}), got shape {lip_gap.shape}.")
+        block |= bilabial_peaks(lip_gap, fps)
+    if avoid is not None:
+        block |= np.asarray(avoid, bool)[:n]
+    # blinks: both lids together
+    blink = np.zeros(n)
+    frames_t = np.arange(n)
+    for peak, dur in schedule_blinks(n, fps, speech, rng, block):
+        blink = np.maximum(blink, blink_profile((frames_t - peak) / fps, dur))
+    weights[:, INDEX["blink_L"]] = blink
+    weights[:, INDEX["blink_R"]] = blink
+    # brows: raises on pitch accents, small frowns on loud low-pitched stress
+    rate = prosody.RATE
+    hw = int(0.25 * rate)
+    raises = []
+    for i in _peaks(pros.accent, hw, 0.3):
+        a = float(pros.accent[i])
+        if rng.random() < min(0.95, 0.35 + 0.5 * a):
+            raises.append((i / rate, min(0.8, 0.3 + 0.45 * a) * rng.uniform(0.85, 1.15), rng.uniform(0.15, 0.35)))
+    frowns = []
+    for i in _peaks(pros.low_stress, hw, 0.25):
+        near_raise = any(abs(i / rate - tp) < 0.6 for tp, _, _ in raises)
+        if not near_raise and rng.random() < 0.5:
+            frowns.append((i / rate, 0.15 + 0.25 * float(pros.low_stress[i]), rng.uniform(0.1, 0.25)))
+    brow = _events_envelope(n, fps, raises)
+    weights[:, INDEX["brow_raise"]] = brow
+    weights[:, INDEX["eye_wide"]] = 0.25 * brow
+    weights[:, INDEX["brow_lower"]] = _events_envelope(n, fps, frowns)
+    # eye region following the lips: wide openings lift the cheeks and lower lids a little
+    if lip_gap is not None:
+        lo, hi = np.percentile(lip_gap, 10), np.percentile(lip_gap, 95)
+        opening = np.clip((lip_gap - lo) / max(hi - lo, 1e-4), 0.0, 1.0)
+    else:
+        opening = prosody.to_frames(np.clip((pros.loudness_db - np.percentile(pros.loudness_db, 90) + 12) / 12,
+                                            0, 1), fps, n) * speech
+    opening = prosody.smooth(opening, 0.06 * fps)
+    weights[:, INDEX["cheek_raise"]] = 0.3 * opening
+    weights[:, INDEX["squint"]] = 0.12 * opening
+    expressive = [INDEX[k] for k in EXPRESSIVE]
+    weights[:, expressive] = np.clip(weights[:, expressive] * float(intensity), 0.0, 1.0)
+    return weights, NAMES
