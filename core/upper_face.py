@@ -323,7 +323,8 @@ def _brow_fields(v, normals):
         e = lmk[list(eye_idx)]
         centre = np.array([e[:, 0].mean() + 0.3 * (e[:, 0].mean() - mid_x), e[:, 1].mean() - 0.022])
         r2 = ((x - centre[0]) ** 2 + (y - centre[1]) ** 2) / (0.015 ** 2)
-        w = np.exp(-0.5 * r2) * (r2 < 9.0) * front * (y < brow_y - 0.012)
+        # ... and never below the nose's base, so the lips keep exactly the networks' motion
+        w = np.exp(-0.5 * r2) * (r2 < 9.0) * front * (y < brow_y - 0.012) * (y > lmk[33, 1])
         cheek += (CHEEK_RAISE_M * w)[:, None] * (up + np.array([0.0, 0.0, 0.3]))
     return raise_, inner_raise, lower, cheek
 
@@ -565,3 +566,30 @@ def upper_face_motion(samples16k: np.ndarray, fps: float, num_frames: int, seed:
     expressive = [INDEX[k] for k in EXPRESSIVE]
     weights[:, expressive] = np.clip(weights[:, expressive] * float(intensity), 0.0, 1.0)
     return weights, NAMES
+
+
+# ------------------------------------------------------------------------------ a clip's track
+
+@dataclass
+class UpperFaceTrack:
+    """The upper-face layer of one clip as linear shape keys, ready to bake on their own."""
+    names: tuple               # KEY_NAMES
+    weights: np.ndarray        # (T, len(names)) float32: each key's weight per frame
+    keys: np.ndarray           # (len(names), 5023, 3) float32: displacements in the head's own frame
+    controls: np.ndarray       # (T, K) float32: the control weights (NAMES) they came from
+
+    def displacements(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(n, 5023, 3) float32 displacements of frames [start, stop)."""
+        return np.einsum("tk,kvc->tvc", self.weights[start:stop], self.keys, optimize=True)
+
+
+def make_track(controls: np.ndarray, keys_user: np.ndarray) -> UpperFaceTrack:
+    return UpperFaceTrack(KEY_NAMES, key_weights(controls).astype(np.float32),
+                          np.asarray(keys_user, np.float32), np.asarray(controls, np.float32))
+
+
+def inner_lip_gap(landmark_displacements: np.ndarray) -> np.ndarray:
+    """(T,) inner-lip opening (m) from S2L's (T, 68, 3) landmark displacements: landmark 62's
+    rise over 66's (the rest gap is a constant and does not matter to ``bilabial_peaks``)."""
+    d = np.asarray(landmark_displacements, np.float64)
+    return d[:, 62, 1] - d[:, 66, 1]
