@@ -593,3 +593,49 @@ def inner_lip_gap(landmark_displacements: np.ndarray) -> np.ndarray:
     rise over 66's (the rest gap is a constant and does not matter to ``bilabial_peaks``)."""
     d = np.asarray(landmark_displacements, np.float64)
     return d[:, 62, 1] - d[:, 66, 1]
+
+
+# ------------------------------------------------------------------------------ evidence
+
+def pitch_accent_envelope(samples16k: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
+    """A plain pitch-accent envelope for evaluation, simpler than the controller's: F0 above the
+    clip's median voiced F0 (semitones, >= 0) on voiced frames, smoothed over ~150 ms."""
+    f0, voiced = prosody.yin_f0(samples16k)
+    st = np.zeros(len(f0))
+    if voiced.any():
+        st[voiced] = np.maximum(12.0 * np.log2(f0[voiced] / np.median(f0[voiced])), 0.0)
+    return prosody.to_frames(prosody.smooth(st, 15.0), fps, num_frames)
+
+
+def measure(vertices: np.ndarray, neutral: np.ndarray, fps: float, samples16k: np.ndarray | None = None) -> dict:
+    """Upper-face figures of a mesh sequence (T, 5023, 3) and its neutral head, both in the
+    canonical frame (metres): blinks (lid gap on the mesh), brow motion and, with the audio,
+    the brows' correlation with the pitch-accent envelope."""
+    v = np.asarray(vertices, np.float64)
+    n = len(v)
+    rest = {s: float(lid_gap(neutral, s)) for s in EYEBALLS}
+    gaps = {s: lid_gap(v, s) for s in EYEBALLS}
+    closure = np.mean([1.0 - gaps[s] / rest[s] for s in EYEBALLS], axis=0)
+    blinks = []
+    for a, b in prosody.runs(closure > 0.5):
+        lo, hi = a, b
+        while lo > 0 and closure[lo - 1] > 0.1:
+            lo -= 1
+        while hi < n and closure[hi] > 0.1:
+            hi += 1
+        blinks.append({"frame": int(a + np.argmax(closure[a:b])),
+                       "min_gap_mm": float(max(gaps[s][a:b].min() for s in EYEBALLS) * 1000.0),
+                       "duration_ms": float((hi - lo) / fps * 1000.0)})
+    lmk = flame.landmarks(v) - flame.landmarks(np.asarray(neutral, np.float64))[None]
+    brow = np.linalg.norm(lmk[:, 17:27], axis=2).mean(axis=1) * 1000.0
+    minutes = n / fps / 60.0
+    out = {"frames": n, "seconds": round(n / fps, 3), "rest_lid_gap_mm": {s: rest[s] * 1000.0 for s in rest},
+           "blinks": len(blinks), "blinks_per_minute": len(blinks) / minutes if minutes > 0 else float("nan"),
+           "blink_events": blinks, "brow_p95_mm": float(np.percentile(brow, 95)),
+           "brow_max_mm": float(brow.max()), "_brow_mm": brow}
+    if samples16k is not None:
+        env = pitch_accent_envelope(samples16k, fps, n)
+        out["_accent"] = env
+        ok = brow.std() > 1e-9 and env.std() > 1e-9
+        out["brow_accent_correlation"] = float(np.corrcoef(brow, env)[0, 1]) if ok else float("nan")
+    return out
