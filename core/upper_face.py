@@ -484,12 +484,14 @@ def schedule_blinks(num_frames: int, fps: float, speech: np.ndarray, rng: np.ran
 
 def _events_envelope(n: int, fps: float, events: list) -> np.ndarray:
     """max over events (peak time s, amplitude, hold s) of a smooth rise-hold-decay bump."""
-    t = np.arange(n) / fps
     out = np.zeros(n)
-    for tp, amp, hold in events:
+    for tp, amp, hold in events:   # each bump touches only its own frames
+        a = max(0, int(np.floor((tp - 0.15) * fps)))
+        b = min(n, int(np.ceil((tp + 0.5 + hold) * fps)) + 1)
+        t = np.arange(a, b) / fps
         rise = _smoothstep((t - (tp - 0.15)) / 0.2)
         fall = 1.0 - _smoothstep((t - (tp + 0.05 + hold)) / 0.45)
-        out = np.maximum(out, amp * rise * fall)
+        out[a:b] = np.maximum(out[a:b], amp * rise * fall)
     return out
 
 

@@ -11,7 +11,7 @@ Recordings: the bundled sample, and when installed Debian's pocketsphinx test da
 CMU cards), codec2's speech samples and the three longest Asterisk prompts of each voice
 (files with under 20 % speech activity are skipped and listed). Each recording counts once.
 
-    python tools/evaluate_upper_face.py --out docs/eval     # upper_face.json / .md / .png
+    python tools/evaluate_upper_face.py --out docs/eval     # upper_face.json / .md / *.png
 """
 
 from __future__ import annotations
@@ -139,6 +139,22 @@ def contact_sheet(r: dict, path: Path) -> None:
     raster.write_png(path, np.concatenate(tiles, axis=0))
 
 
+def shapes_sheet(path: Path) -> None:
+    """Each control of the basis at weight 1 on the template, both eyes and brows."""
+    topo = flame.load_topology()
+    names, basis = upper_face.basis()
+    tiles = [raster.label(raster.render(topo.template, topo.faces, "front", 240, center=[0.0, 0.03, 0.03],
+                                        extent=0.11), "rest")]
+    for name, shape in zip(names, basis):
+        w = np.zeros((1, len(names)))
+        w[0, names.index(name)] = 1.0
+        img = raster.render(topo.template + upper_face.dense(w)[0], topo.faces, "front", 240,
+                            center=[0.0, 0.03, 0.03], extent=0.11)
+        tiles.append(raster.label(img, name.replace("_", " ")))
+    rows = [np.concatenate(tiles[i:i + 3], axis=1) for i in range(0, 9, 3)]
+    raster.write_png(path, np.concatenate(rows, axis=0))
+
+
 def timeline(r: dict, path: Path, width: int = 900, height: int = 240) -> None:
     """Lid closure (blue), brow displacement (orange) and pitch-accent envelope (grey) over time."""
     img = np.full((height, width, 3), 30, np.uint8)
@@ -211,7 +227,9 @@ def write_reports(out: Path, results: list[dict], summary: dict, setup: dict) ->
                      f"{max(gaps) if gaps else float('nan'):.3f} | {durs} | {r['brow_p95_mm']:.2f} | "
                      f"{r['brow_accent_correlation']:.2f} |")
     lines += ["", "![eyes: open, blink, brows up](upper_face.png)", "",
-              "![lid closure, brows and pitch accents over the bundled sample](upper_face_timeline.png)", ""]
+              "![lid closure, brows and pitch accents over the bundled sample](upper_face_timeline.png)", "",
+              "The basis, each control at weight 1 on the template:", "",
+              "![upper-face shapes](upper_face_shapes.png)", ""]
     (out / "upper_face.md").write_text("\n".join(lines))
 
 
@@ -248,6 +266,7 @@ def main(argv=None) -> int:
     write_reports(out, results, summary, setup)
     contact_sheet(done[0], out / "upper_face.png")
     timeline(done[0], out / "upper_face_timeline.png")
+    shapes_sheet(out / "upper_face_shapes.png")
     print(json.dumps({k: v for k, v in summary.items() if k != "by_voice"}, indent=1, default=float))
     return 0
 
