@@ -8,7 +8,7 @@ motion with a pitch-accent envelope (F0 above the speaker's median, from the num
 It also checks that the layer leaves the lips alone (lip landmarks 48-67).
 
 Recordings: the bundled sample, and when installed Debian's pocketsphinx test data (LibriVox,
-CMU cards), codec2's speech samples and the three longest Asterisk prompts of each voice
+CMU cards), codec2's speech samples and the three longest Asterisk prompts (up to 25 s) of each voice
 (files with under 20 % speech activity are skipped and listed). Each recording counts once.
 
     python tools/evaluate_upper_face.py --out docs/eval     # upper_face.json / .md / *.png
@@ -21,6 +21,7 @@ import glob
 import hashlib
 import json
 import sys
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +45,19 @@ def default_recordings() -> list[str]:
     files += sorted(glob.glob("/usr/share/pocketsphinx/test/data/cards/*.wav"))
     files += [f for f in sorted(glob.glob("/usr/share/codec2/wav/*.wav")) if Path(f).name not in CODEC2_SKIP]
     for voice in sorted(glob.glob(f"{ASTERISK}/*/")):
-        wavs = glob.glob(voice + "*.wav")
-        wavs.sort(key=lambda f: (-Path(f).stat().st_size, f))
-        files += wavs[:3]
+        # the three longest prompts of at most 25 s (the longest are minute-long menus)
+        wavs = [(seconds, f) for f in glob.glob(voice + "*.wav") if (seconds := _wav_seconds(f)) <= 25.0]
+        wavs.sort(key=lambda sf: (-sf[0], sf[1]))
+        files += [f for _, f in wavs[:3]]
     return files
+
+
+def _wav_seconds(path: str) -> float:
+    try:
+        with wave.open(path, "rb") as fh:
+            return fh.getnframes() / float(fh.getframerate())
+    except (wave.Error, EOFError, OSError):
+        return float("inf")
 
 
 def voice_of(path: str) -> str:
