@@ -385,7 +385,7 @@ def dense(weights: np.ndarray, head_canonical: np.ndarray | None = None) -> np.n
 BLINK_RATE_PER_MIN = 17.0     # speakers blink ~15-25 times a minute in conversation
 BLINK_MIN_INTERVAL_S = 1.2
 BLINK_SEARCH_S = 0.8          # a blink moves this far to reach a pause or dodge a closure
-BLINK_DURATION_S = (0.28, 0.06, 0.18, 0.38)   # mean, sd, min, max of the whole lid motion
+BLINK_DURATION_S = (0.32, 0.06, 0.22, 0.42)   # mean, sd, min, max of the whole lid motion
 BLINK_CLOSE_SHARE = 0.3       # closing takes 30 % of the blink, opening the rest (slower)
 BLINK_HOLD_S = 0.03
 EXPRESSIVE = ("brow_raise", "brow_inner_raise", "brow_lower", "eye_wide", "squint", "cheek_raise")
@@ -459,8 +459,10 @@ def schedule_blinks(num_frames: int, fps: float, speech: np.ndarray, rng: np.ran
     while t < num_frames / fps:
         mu, sd, lo, hi = BLINK_DURATION_S
         dur = float(np.clip(rng.normal(mu, sd), lo, hi))
-        a = max(int(np.floor((t - BLINK_SEARCH_S) * fps)), int(np.ceil(last + BLINK_MIN_INTERVAL_S * fps)), 0)
-        b = min(int(np.ceil((t + BLINK_SEARCH_S) * fps)), num_frames - 1)
+        # the whole blink fits in the clip (a blink cut by the clip's end would never reopen)
+        before, after = int(np.ceil(BLINK_CLOSE_SHARE * dur * fps)), int(np.ceil((1 - BLINK_CLOSE_SHARE) * dur * fps))
+        a = max(int(np.floor((t - BLINK_SEARCH_S) * fps)), int(np.ceil(last + BLINK_MIN_INTERVAL_S * fps)), before)
+        b = min(int(np.ceil((t + BLINK_SEARCH_S) * fps)), num_frames - 1 - after)
         noise = rng.random(max(b - a + 1, 0))
         best, best_score = None, -np.inf
         offsets = np.arange(-int(np.ceil(dur * fps)), int(np.ceil(dur * fps)) + 1)

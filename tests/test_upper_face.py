@@ -160,6 +160,7 @@ def test_blink_timing_rules():
     assert 8 <= rate <= 30, rate
     assert not (closure & (blink >= 0.5)).any()          # never half-closed at a lip closure
     for a, b in events:
+        assert 0 < a and b < n                             # whole blinks only, none cut by the clip's ends
         ms = (b - a) / fps * 1000.0
         assert 100 <= ms <= 400, ms
         peak = a + int(np.argmax(blink[a:b]))
