@@ -546,8 +546,8 @@ def upper_face_motion(samples16k: np.ndarray, fps: float, num_frames: int, seed:
     raises = []
     for i in _peaks(pros.accent, hw, 0.3):
         a = float(pros.accent[i])
-        if rng.random() < min(0.95, 0.35 + 0.5 * a):
-            raises.append((i / rate, min(0.8, 0.3 + 0.45 * a) * rng.uniform(0.85, 1.15), rng.uniform(0.15, 0.35)))
+        if rng.random() < min(0.9, 0.25 + 0.5 * a):   # not every accent: brows that always bounce look mechanical
+            raises.append((i / rate, min(0.65, 0.25 + 0.35 * a) * rng.uniform(0.85, 1.15), rng.uniform(0.15, 0.35)))
     frowns = []
     for i in _peaks(pros.low_stress, hw, 0.25):
         near_raise = any(abs(i / rate - tp) < 0.6 for tp, _, _ in raises)

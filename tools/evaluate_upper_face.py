@@ -140,7 +140,7 @@ def contact_sheet(r: dict, path: Path) -> None:
     high = int(np.argmax(np.where(closure < 0.05, brow, -1)))
     fps = r["frames"] / r["seconds"]
     tiles = []
-    for view, centre, extent in (("front", [0.0, 0.03, 0.03], 0.11), ("profile", [0.03, 0.025, 0.03], 0.07)):
+    for view, centre, extent in (("front", [0.0, 0.03, 0.03], 0.11), ("profile", [0.03, 0.028, 0.035], 0.05)):
         row = []
         for name, f in (("open", rest), ("blink", shut), ("brows up", high)):
             img = raster.render(v[f], topo.faces, view, 300, center=centre, extent=extent)
