@@ -3,6 +3,8 @@
 MeshTalk (Richard et al. 2021) observes that audio determines the lips but not the upper
 face: blinks and most eyebrow motion are only loosely related to what is said, so a model
 trained to regress them from audio averages them away (our S2L/S2D move the brows < 0.4 mm).
+The upper face is thus its own regional mechanism ("Composite and regional facial movements"),
+added to S2D's output and never touching the lips.
 MeshTalk therefore separates the audio-correlated lips from the uncorrelated upper face and
 samples the latter. We do the same, in two parts:
 
@@ -21,10 +23,11 @@ samples the latter. We do the same, in two parts:
 
 * **A controller** (``upper_face_motion``) giving per-frame weights from the audio, seeded:
   - blinks are *procedural*: audio does not determine when a person blinks. Intervals are drawn
-    from a gamma distribution (mean rate ~17 per minute of speech, as measured for speakers in
-    conversation), each blink is moved within +-0.8 s to where a pause or phrase boundary is
-    (blinks cluster there) and away from bilabial closures (given as the lip gap the networks
-    predict), and has a fast close and a slower opening (100-400 ms in total);
+    from a gamma distribution (mean 17 a minute: people blink ~15-20 times a minute at rest and
+    more, up to ~26, in conversation), each blink is moved within +-0.8 s to where a pause or
+    phrase boundary is (blinks cluster there) and away from bilabial closures (given as the lip
+    gap the networks predict), and has a fast close and a slower opening (100-400 ms in total);
+    a blink is never cut by the clip's ends;
   - eyebrow raises are *procedural from prosody*: hama's phoneme features carry no pitch, and
     our synthetic teacher has no brows to learn from, so raises follow pitch accents found by
     ``core.prosody`` (F0 above its declination line, on loud syllables), each accent raising
@@ -382,7 +385,7 @@ def dense(weights: np.ndarray, head_canonical: np.ndarray | None = None) -> np.n
 
 # ------------------------------------------------------------------------------ controller
 
-BLINK_RATE_PER_MIN = 17.0     # speakers blink ~15-25 times a minute in conversation
+BLINK_RATE_PER_MIN = 17.0     # the renewal process' mean rate (measured on real speech: docs/eval/upper_face.md)
 BLINK_MIN_INTERVAL_S = 1.2
 BLINK_SEARCH_S = 0.8          # a blink moves this far to reach a pause or dodge a closure
 BLINK_DURATION_S = (0.32, 0.06, 0.22, 0.42)   # mean, sd, min, max of the whole lid motion
