@@ -251,3 +251,18 @@ def test_evaluation_tool_small(tmp_path):
         assert e["min_gap_mm"] < 1.0
     assert (tmp_path / "upper_face.md").read_text().startswith("# Upper-face layer")
     assert (tmp_path / "upper_face.png").stat().st_size > 1000
+
+
+def test_measure_reads_blinks_and_brows_off_the_mesh(topology):
+    fps, n = 30.0, 90
+    controls = np.zeros((n, len(uf.NAMES)))
+    t = (np.arange(n) - 30) / fps
+    controls[:, 0] = controls[:, 1] = uf.blink_profile(t, 0.3)            # one blink, lids meet at frame 30
+    controls[60:80, uf.INDEX["brow_raise"]] = 0.5
+    v = topology.template + uf.dense(controls)
+    m = uf.measure(v, topology.template, fps)
+    assert m["blinks"] == 1 and m["blink_events"][0]["frame"] == 30
+    assert m["blink_events"][0]["min_gap_mm"] < 1.0
+    assert 100 <= m["blink_events"][0]["duration_ms"] <= 400
+    assert m["blinks_per_minute"] == pytest.approx(1 / (n / fps / 60))
+    assert m["brow_p95_mm"] > 1.5 and m["_brow_mm"][:55].max() < 0.5
