@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, regional, weights
+from . import upper_face as upper_face_layer
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -38,6 +39,7 @@ class Animation:
     duration_seconds: float
     trained: bool
     description: str
+    upper_face: "upper_face_layer.UpperFaceTrack | None" = None   # included in displacements
 
     @property
     def vertices(self) -> np.ndarray:
@@ -152,36 +154,73 @@ class Animator:
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,
                progress: Callable[[float], None] | None = None,
-               should_cancel: Callable[[], bool] | None = None,
-               expression=None, regions: regional.Regions | None = None) -> Iterator[tuple[int, np.ndarray]]:
+               should_cancel: Callable[[], bool] | None = None, *,
+               expression=None, regions: regional.Regions | None = None,
+               upper_face: bool = True, seed: int = 0) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first_frame, displacements block (n, 5023, 3) in user space) until the clip ends.
 
         ``expression``: core.expression.Expression, or text for expression.parse ('happy:0.7',
         '0:neutral, 2:sad'); None is neutral emotion and default speaking style. ``regions``:
-        core.regional.Regions (jaw, lips, upper-face intensities; default all 1)."""
+        core.regional.Regions (jaw, lips, upper-face intensities; default all 1). ``upper_face``
+        adds the upper-face layer (blinks, brows, cheeks; ``core.upper_face``), seeded by ``seed``
+        and scaled by the upper-face intensity (and, like the lips, ``intensity``)."""
         job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
-        return self._stream(job, intensity, progress, should_cancel)
+        upper = _UpperFace(seed, job.regions.upper_face) if upper_face else None
+        return self._stream(job, intensity, progress, should_cancel, upper)
 
     def animate(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                 sample_rate: int | None = None,
                 progress: Callable[[float], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None,
-                expression=None, regions: regional.Regions | None = None) -> Animation:
-        """Whole animation of a clip; see ``stream`` for bounded memory on very long audio."""
+                should_cancel: Callable[[], bool] | None = None, *,
+                expression=None, regions: regional.Regions | None = None,
+                upper_face: bool = True, seed: int = 0) -> Animation:
+        """Whole animation of a clip; see ``stream`` for bounded memory on very long audio.
+        With ``upper_face`` the returned ``Animation.upper_face`` holds that layer as shape keys."""
         job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+        upper = _UpperFace(seed, job.regions.upper_face) if upper_face else None
         out = np.empty((job.total, flame.NUM_VERTICES, 3), np.float32)
-        for start, block in self._stream(job, intensity, progress, should_cancel):
+        for start, block in self._stream(job, intensity, progress, should_cancel, upper):
             out[start:start + len(block)] = block
         return Animation(out, job.neutral.astype(np.float32), float(fps),
-                         audio_io.duration_seconds(job.samples), self.trained, self.describe())
+                         audio_io.duration_seconds(job.samples), self.trained, self.describe(),
+                         upper.track if upper is not None else None)
 
-    def _stream(self, job: "_Job", intensity, progress, should_cancel):
+    def upper_face_track(self, audio, neutral_vertices, fps: float = 30.0, seed: int = 0,
+                         intensity: float = 1.0, sample_rate: int | None = None,
+                         should_cancel: Callable[[], bool] | None = None, *, expression=None,
+                         regions: regional.Regions | None = None) -> "upper_face_layer.UpperFaceTrack":
+        """The upper-face layer alone (S2L runs for the lip closures, S2D does not), as shape keys
+        in the head's frame: bake it beside a ``stream(..., upper_face=False)`` of the lips."""
+        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+        upper = _UpperFace(seed, job.regions.upper_face)
+        self._attach_upper_face(job, list(self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes)),
+                                upper, intensity)
+        return upper.track
+
+    def _attach_upper_face(self, job: "_Job", chunks, upper: "_UpperFace", intensity: float) -> None:
+        lmk = np.concatenate([block for _, block in chunks]) if chunks else np.zeros((0, 68, 3))
+        controls, _ = upper_face_layer.upper_face_motion(
+            job.samples, job.fps, job.total, seed=upper.seed,
+            lip_gap=upper_face_layer.inner_lip_gap(lmk), intensity=upper.intensity)
+        # built on this head (its own eyes), mapped back like S2D's output
+        _, keys = upper_face_layer.shape_keys(job.similarity.to_canonical(job.neutral))
+        keys_user = job.similarity.displacements_from_canonical(keys.astype(np.float64)) * intensity
+        upper.track = upper_face_layer.make_track(controls, keys_user)
+
+    def _stream(self, job: "_Job", intensity, progress, should_cancel, upper: "_UpperFace | None" = None):
         done = 0
-        for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
+        chunks = self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes)
+        if upper is not None:
+            # Blinks avoid lip closures anywhere in the clip, so S2L runs first (816 bytes a frame).
+            chunks = list(chunks)
+            self._attach_upper_face(job, chunks, upper, intensity)
+        for start, lmk in chunks:
             for i in range(0, len(lmk), self.s2d_batch):
                 _check_cancel(should_cancel)
                 dense = self.s2d(regional.scale(lmk[i:i + self.s2d_batch], job.regions))
                 block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
+                if upper is not None:
+                    block = block + upper.track.displacements(start + i, start + i + len(dense))
                 yield start + i, block.astype(np.float32)
                 done += len(dense)
                 if progress:
@@ -203,6 +242,13 @@ class Animator:
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
         return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total,
                     self._codes(expression, total, fps), regions or regional.Regions())
+
+
+@dataclass
+class _UpperFace:
+    seed: int
+    intensity: float
+    track: "upper_face_layer.UpperFaceTrack | None" = None
 
 
 @dataclass

@@ -105,13 +105,19 @@ def test_split_disjointness(tiny):
 
 
 def test_catalogue_size_and_espeak_voices_exist():
-    voices = generate.voice_catalogue(generate.CorpusConfig())
-    # docs/corpus.md and the model card report a corpus of 64 voices in 8 languages made from
+    cfg = generate.CorpusConfig(engines=("espeak", "flite", "festival", "kokoro"))
+    voices = generate.voice_catalogue(cfg)
+    # docs/corpus.md and the model card report a corpus of 64 TTS voices in 8 languages made from
     # this catalogue: it must hold at least that many, with test voices in every language but
     # the held-out one, which only test_language speaks.
     assert len(voices) >= 64, len(voices)
     languages = {v.spec.language for v in voices}
     assert len(languages) == 8, languages
+    # the recorded human voices (when their Debian packages are installed) come on top, with the
+    # two held-out voices in the test split only
+    recorded = [v for v in generate.voice_catalogue(generate.CorpusConfig()) if v.spec.engine == "recorded"]
+    assert {v.split for v in recorded} <= {"train", "test"}
+    assert all(v.split == "test" for v in recorded if v.spec.name in ("fr_CA_f_June", "it_IT_m_Carlo"))
     for lang in languages - {generate.HELD_OUT_LANGUAGE}:
         assert {v.split for v in voices if v.spec.language == lang} >= {"train", "test"}, lang
     from core.corpus.engines.espeak import voice_exists

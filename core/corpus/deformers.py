@@ -20,13 +20,14 @@ Coefficients (COEFFS), all dimensionless, 0 = rest (the neutral head: lips toget
   press               red lips thinned towards the lip line (bilabial press)
   smile               mouth corners up, out and back, cheeks raised (emotion: happy)
   corner_down         mouth corners down and slightly out (emotion: sad, angry)
-  brow_raise          both brows up 6 mm, the forehead following (surprise)
+  brow_raise          both brows up, the forehead following (surprise)
   brow_inner_raise    the inner ends of the brows up and together (sadness)
-  brow_lower          brows down 4 mm and drawn towards the midline (anger)
-  eye_wide            upper lids up 2 mm (surprise)
-  squint              lower lids and the cheeks below them up 1.5 mm (smile, anger)
-The last five are the expression fields of the upper face: only emotions drive them (speech
-never does), and they are the only fields allowed above the eyes.
+  brow_lower          brows down and drawn towards the midline (anger)
+  eye_wide            upper lids up (surprise)
+  squint              lower lids and the cheeks below them up (smile, anger)
+The last five are the expression fields of the upper face, taken from the upper-face layer
+(core.upper_face): only emotions drive them (speech never does), and they are the only fields
+allowed above the eyes.
 
 Weights are computed once on the template (they are per vertex index, so they hold for every
 identity) and vanish on the ``upper_face`` region:
@@ -52,7 +53,6 @@ COEFFS = ("jaw_sin", "jaw_cos", "close_sin", "close_cos", "round", "protrude", "
           "upper_raise", "lower_tuck", "press", "smile", "corner_down",
           "brow_raise", "brow_inner_raise", "brow_lower", "eye_wide", "squint")
 UPPER_FACE_COEFFS = COEFFS[12:]
-EYEBALLS = slice(3931, 5023)   # FLAME's two eyeballs (546 vertices each) are separate shells
 K = len(COEFFS)
 
 
@@ -287,7 +287,7 @@ def identity_basis(name: str, neutral: np.ndarray) -> Identity:
     B[11] = f.lip_zone[:, None] * np.stack([0.04 * (v[:, 0] - center[0]) * np.minimum(corner, 1.0),
                                             -scale * 0.003 * corner, np.zeros(len(v))], axis=1)
     B[:12, topo.regions["upper_face"]] = 0.0
-    B[12:] = _upper_face_fields(v, L, scale)
+    B[12:] = _upper_face_fields(v)
     B = B.astype(np.float32)
     pu, pl = f.contact_pairs[:, 0], f.contact_pairs[:, 1]
     gap = (B[:, pu, 1] - B[:, pl, 1]).astype(np.float64)
@@ -296,39 +296,15 @@ def identity_basis(name: str, neutral: np.ndarray) -> Identity:
                     lmk_basis=topo.landmarks(B).astype(np.float32), gap_jacobian=gap, jaw_radius=radius)
 
 
-def _upper_face_fields(v, L, scale):
-    """The five expression fields of the upper face (see COEFFS), per vertex of this identity."""
-    n = len(v)
-    F = np.zeros((5, n, 3))
-    skin = np.ones(n, bool)
-    skin[EYEBALLS] = False
-    mid_x = L[27, 0]
-
-    def near(points, sigma):
-        d = np.min(np.linalg.norm(v[:, None, :] - points[None], axis=-1), axis=1)
-        return np.exp(-0.5 * (d / (sigma * scale)) ** 2) * skin
-
-    brows = L[17:27]
-    brow_line_y = np.interp(v[:, 0], np.sort(brows[:, 0]), brows[np.argsort(brows[:, 0]), 1])
-    w_brow = near(brows, 0.014)
-    # the forehead rises with the brows, less towards the hairline
-    above = np.clip((v[:, 1] - brow_line_y) / (0.05 * scale), 0, 1)
-    w_raise = np.maximum(w_brow, (1 - above) * (v[:, 1] > brow_line_y) * near(brows, 0.03))
-    F[0, :, 1] = 0.006 * scale * w_raise
-    F[0, :, 2] = 0.0005 * scale * w_raise
-    inner = np.exp(-0.5 * (np.abs(v[:, 0] - mid_x) / (0.02 * scale)) ** 2)
-    F[1, :, 1] = 0.0045 * scale * w_brow * inner
-    F[1, :, 0] = -0.001 * scale * w_brow * inner * np.sign(v[:, 0] - mid_x)
-    F[2, :, 1] = -0.004 * scale * w_brow
-    F[2, :, 0] = -0.002 * scale * w_brow * (0.4 + inner) * np.sign(v[:, 0] - mid_x)
-    F[2, :, 2] = 0.0008 * scale * w_brow * inner
-    upper_lids = L[[37, 38, 43, 44]]
-    lower_lids = L[[40, 41, 46, 47]]
-    F[3, :, 1] = 0.002 * scale * near(upper_lids, 0.005) * (1 - w_brow)
-    cheeks = np.stack([lower_lids[:2].mean(0), lower_lids[2:].mean(0)]) - np.array([0, 0.012 * scale, 0])
-    F[4, :, 1] = 0.0015 * scale * np.maximum(near(lower_lids, 0.005), near(cheeks, 0.012))
-    F[4, :, 2] = 0.0005 * scale * near(cheeks, 0.012)
-    return F
+def _upper_face_fields(v):
+    """The five expression fields of the upper face (see COEFFS) on this identity: the upper-face
+    layer's own shapes (core.upper_face), so an emotion's brows and lids and the layer's prosodic
+    brows are one motion; squint carries the cheek raise with it."""
+    from .. import upper_face
+    names, shapes = upper_face.basis(v)
+    i = {n: k for k, n in enumerate(names)}
+    return np.stack([shapes[i["brow_raise"]], shapes[i["brow_inner_raise"]], shapes[i["brow_lower"]],
+                     shapes[i["eye_wide"]], shapes[i["squint"]] + shapes[i["cheek_raise"]]])
 
 
 def _slit_line(v, f):
