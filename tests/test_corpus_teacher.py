@@ -131,6 +131,15 @@ def test_openings_match_the_measured_ranges(identities):
     for start, end in ((0.45, 0.55), (0.70, 0.80)):
         assert aperture[_frame(start):_frame(end) + 1].min() < 0.0005
     assert aperture[_frame(0.4)] > 0.004 and aperture[_frame(0.65)] > 0.004   # open between them
+    # every emotion and both ends of the speaking style still seal the lips at p and m
+    from core import expression
+    for emotion in expression.EMOTIONS:
+        for style in (-1.0, 1.0):
+            expr = expression.Expression.constant(emotion, 1.0, style)
+            c = articulation.articulate(phones, dur, FPS, ident, articulation.Style(), expr)
+            aperture = lip_aperture.aperture(ident.neutral[None] + ident.dense(c))
+            for start, end in ((0.45, 0.55), (0.70, 0.80)):
+                assert aperture[_frame(start):_frame(end) + 1].min() < 0.0005, (emotion, style, start)
 
 
 def test_anticipatory_rounding(identities):

@@ -230,7 +230,7 @@ def articulate(phones, duration: float, fps: float, identity, style: Style = Sty
     params, kappa, t = parameter_tracks(segs, duration, style)
     extra = np.zeros((len(t), len(EXPRESSION_COEFFS)))
     if codes is not None:
-        params, extra = modulate(params, codes)
+        params, extra = modulate(params, codes, kappa)
     n = max(1, int(np.ceil(duration * fps - 1e-9)))
     tf = np.arange(n) / fps
     p = np.stack([np.interp(tf, t, params[:, k]) for k in range(params.shape[1])], axis=1)
@@ -253,21 +253,24 @@ LIP_GAIN = {"happy": 0.0, "sad": -0.20, "angry": 0.05, "surprised": 0.05}
 EXPRESSION_COEFFS = ("smile", "corner_down", "brow_raise", "brow_inner_raise", "brow_lower", "eye_wide", "squint")
 
 
-def modulate(params: np.ndarray, codes: np.ndarray):
+def modulate(params: np.ndarray, codes: np.ndarray, kappa: np.ndarray):
     """Apply per-frame codes (N, 5) to parameters (N, len(PARAMS)); returns (params, extra)
-    where extra holds the expression deformers' coefficients (N, len(EXPRESSION_COEFFS))."""
+    where extra holds the expression deformers' coefficients (N, len(EXPRESSION_COEFFS)).
+    ``kappa`` (lip contact): what an emotion adds to the upper lip is released during contact,
+    as the teacher's own raise is."""
     from ..expression import CODE_NAMES
     h, sd, an, su, st = (codes[:, CODE_NAMES.index(n)] for n in CODE_NAMES)
     p = params.copy()
     jaw = (1 + STYLE_JAW * st) * (1 + JAW_GAIN["happy"] * h + JAW_GAIN["sad"] * sd
                                   + JAW_GAIN["angry"] * an + JAW_GAIN["surprised"] * su)
-    lips = (1 + STYLE_LIPS * st) * (1 + LIP_GAIN["sad"] * sd + LIP_GAIN["angry"] * an + LIP_GAIN["surprised"] * su)
+    lips = (1 + STYLE_LIPS * st) * (1 + LIP_GAIN["happy"] * h + LIP_GAIN["sad"] * sd + LIP_GAIN["angry"] * an
+                                    + LIP_GAIN["surprised"] * su)
     p[:, 0] = p[:, 0] * jaw + 0.06 * su
     p[:, 1:] *= lips[:, None]
     p[:, PARAMS.index("spread")] += 0.45 * h + 0.15 * an
     p[:, PARAMS.index("round")] *= 1 - 0.35 * h
     p[:, PARAMS.index("press")] += 0.20 * an
-    p[:, PARAMS.index("upper_raise")] += 0.25 * an
+    p[:, PARAMS.index("upper_raise")] += 0.25 * an * (1 - kappa)
     p[:, 0] = np.clip(p[:, 0], 0.0, MAX_JAW)
     p[:, 1:] = np.clip(p[:, 1:], 0.0, MAX_LIP)
     extra = np.stack([h, np.clip(sd + 0.3 * an, 0, 1),             # mouth corners
