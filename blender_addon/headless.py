@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import secrets
 import sys
+import tempfile
 
 import bpy
 
@@ -94,15 +97,111 @@ def pick_object(name: str = ""):
         f"{len(meshes)} meshes in the file: say which with --object ({', '.join(o.name for o in meshes)}).")
 
 
-def save_blend(path: str, compress: bool = False, pack_audio: bool = True) -> None:
+TEMP_MARK = ".s2f-tmp-"   # .<name>.s2f-tmp-<pid>-<hex>.blend: our temporaries, recognisably named
+_TEMP_RE = re.compile(r"^\..*" + re.escape(TEMP_MARK) + r"(\d+)-[0-9a-f]+\.blend@?$")
+
+
+def check_writable(path: str, what: str = "--out") -> None:
+    """Before any heavy work: can a file be created at ``path``? SpeechToFaceError if not.
+
+    Nothing is created here except a probe file that is removed at once (os.access lies for root
+    and on some network filesystems)."""
     path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.isdir(path):
+        raise errors.SpeechToFaceError(f"{what} {path} is a directory: give a .blend file path.")
+    parent = os.path.dirname(path)
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise errors.SpeechToFaceError(f"{what} {path}: {existing} is a file, not a folder.")
+    if existing != parent:
+        return  # the folders will be created inside ``existing``; probe there
+    try:
+        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(path) + TEMP_MARK + f"{os.getpid()}-",
+                                     suffix=".blend", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise errors.SpeechToFaceError(f"{what} {path}: cannot write in {parent} ({exc.strerror}).") from None
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Temporaries of our saves whose process is gone (killed during a save)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m is None or _process_alive(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or cannot tell: leave its file alone
+    return True
+
+
+def save_blend(path: str, compress: bool = False, pack_audio: bool = True) -> None:
+    """Write the open file to ``path`` atomically: a whole new file or the previous one, never half.
+
+    Blender's own save writes ``path@`` and renames it, so two processes saving one path share
+    that temporary and can lose the file. Here each save writes its own uniquely named copy in
+    the same folder (``copy=True``: the open file keeps its name), then ``os.replace`` moves it
+    over ``path`` in one step; the previous file becomes ``path1`` as with Blender's save.
+    """
+    path = os.path.abspath(path)
+    check_writable(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    _remove_stale_temporaries(folder)
     if pack_audio:
         for sound in bpy.data.sounds:
             if sound.packed_file is None and os.path.isfile(bpy.path.abspath(sound.filepath)):
                 sound.pack()
-    # Blender writes to a temporary file and renames it, so a finished file is always whole.
-    bpy.ops.wm.save_as_mainfile(filepath=path, compress=compress, check_existing=False)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.blend")
+    try:
+        _write_copy(tmp, compress)
+        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise OSError(f"Blender reported a save but {tmp} is missing")
+        if os.path.isfile(path):
+            _backup(path)
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        for leftover in (tmp, tmp + "@"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        raise errors.SpeechToFaceError(f"Cannot write {path}: {exc}") from None
+    if not os.path.isfile(path):
+        raise errors.SpeechToFaceError(f"Cannot write {path}: the file is not there after saving.")
+
+
+def _write_copy(filepath: str, compress: bool) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=filepath, compress=compress, check_existing=False, copy=True)
+
+
+def _backup(path: str) -> None:
+    """``path`` -> ``path1`` (Blender's one-version backup) without a moment where ``path`` is gone."""
+    link = f"{path}1{TEMP_MARK}{os.getpid()}"
+    try:
+        if os.path.exists(link):
+            os.unlink(link)
+        os.link(path, link)          # hard link: no copy, ``path`` stays in place
+        os.replace(link, path + "1")
+    except OSError:
+        pass  # no hard links here (some network/FAT filesystems): keep no backup rather than fail
 
 
 def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",

@@ -56,6 +56,10 @@ def _name(text: str) -> str:
     return bake.take_name(text)
 
 
+FIELDS = ("audio", "name", "mesh", "blend", "object", "out", "fps", "start_frame", "mode", "intensity")
+TEXT_FIELDS = ("audio", "name", "mesh", "blend", "object", "out", "mode")
+
+
 def read_items(source: str) -> list[dict]:
     """[{audio, name, ...}] from a folder or a manifest; SystemExit with a message if unusable."""
     from blender_addon import headless
@@ -69,31 +73,61 @@ def read_items(source: str) -> list[dict]:
     base = os.path.dirname(os.path.abspath(source))
     try:
         if source.lower().endswith(".json"):
-            with open(source, encoding="utf-8") as fh:
+            with open(source, encoding="utf-8-sig") as fh:
                 data = json.load(fh)
-            rows = data.get("items", []) if isinstance(data, dict) else data
+            if isinstance(data, dict):
+                if "items" not in data:
+                    headless.fail(f"{source}: a JSON manifest is a list of items or an object with \"items\" "
+                                  f"(found keys: {', '.join(map(str, data)) or 'none'})")
+                data = data["items"]
+            if not isinstance(data, list):
+                headless.fail(f"{source}: the items must be a JSON list, got {type(data).__name__}")
+            rows = data
         elif source.lower().endswith(".csv"):
-            with open(source, newline="", encoding="utf-8") as fh:
+            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+            with open(source, newline="", encoding="utf-8-sig") as fh:
                 rows = list(csv.DictReader(fh))
         else:
             headless.fail(f"{source}: give a folder, a .csv or a .json manifest")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, csv.Error) as exc:
         headless.fail(f"cannot read manifest {source}: {exc}")
+    if not rows:
+        headless.fail(f"{source}: the manifest has no items")
     items = []
     for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not row.get("audio"):
-            headless.fail(f"{source}: item {i} has no 'audio'")
+        if not isinstance(row, dict):
+            headless.fail(f"{source}: item {i} is {json.dumps(row)}, not an object with an 'audio' field")
+        row = {str(k).strip(): v for k, v in row.items() if k is not None}
+        for key in TEXT_FIELDS:
+            if row.get(key) is not None and not isinstance(row[key], str):
+                headless.fail(f"{source}: item {i}: '{key}' must be text, got {json.dumps(row[key])}")
+        if not (row.get("audio") or "").strip():
+            headless.fail(f"{source}: item {i} has no 'audio' (columns: {', '.join(row) or 'none'})")
         item = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("audio", "mesh", "blend", "out"):
             if key in item and not os.path.isabs(item[key]):
                 item[key] = os.path.join(base, item[key])
         item["name"] = _name(item.get("name") or os.path.splitext(os.path.basename(item["audio"]))[0])
         items.append(item)
-    names = [it["name"] for it in items]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        headless.fail(f"{source}: duplicate item names {dupes} (outputs would collide): add a 'name' column")
     return items
+
+
+def check_collisions(items, out_dir: str, takes: bool) -> None:
+    """Two items writing one output (or one take) would silently drop one: say which, before baking."""
+    from blender_addon import headless
+    seen = {}
+    for item in items:
+        if takes:
+            target = item["name"]
+        else:
+            target = os.path.normcase(os.path.abspath(item.get("out") or os.path.join(out_dir, item["name"] + ".blend")))
+        key = target.lower()  # case-insensitive filesystems (macOS, Windows) collide too
+        if key in seen:
+            first = seen[key]
+            what = f"take '{target}'" if takes else target
+            headless.fail(f"{os.path.basename(first['audio'])} and {os.path.basename(item['audio'])} would both write "
+                          f"{what}: rename one (or give each a 'name' in a manifest)")
+        seen[key] = item
 
 
 def _item_settings(args, item) -> dict:
@@ -187,6 +221,7 @@ def main(argv=None) -> int:
     if args.takes and not args.takes.lower().endswith(".blend"):
         headless.fail(f"--takes must name a .blend file, got {args.takes}")
     items = read_items(args.input)
+    check_collisions(items, args.out_dir or (os.path.normpath(args.input) + "_baked"), bool(args.takes))
     print(f"batch: {len(items)} item(s) from {args.input}", flush=True)
     report = run_takes(args, items) if args.takes else run_outputs(args, items)
     counts = {s: sum(r["status"] == s for r in report) for s in ("ok", "skipped", "failed")}
