@@ -22,7 +22,7 @@ import numpy as np
 
 from . import audio_source, job
 from . import bake as writer
-from .engine import errors, meshio
+from .engine import errors, limits, meshio
 from .job import BakeResult, BakeSettings
 
 __all__ = ["BakeResult", "BakeSettings", "load_head", "set_fps", "bake", "bake_takes", "bake_one_take", "remove_bake",
@@ -65,8 +65,7 @@ def load_head(filepath: str, name: str = "", scene=None):
 
 def set_fps(scene, fps: float) -> None:
     """Scene rate as Blender stores it: integer fps / fps_base (29.97 -> 30 / 1.001)."""
-    if not fps > 0:
-        raise errors.SpeechToFaceError(f"Frame rate must be positive, got {fps}.")
+    fps = limits.check_fps(fps)
     whole = round(fps)
     if abs(fps - whole) < 1e-6:
         scene.render.fps, scene.render.fps_base = int(whole), 1.0

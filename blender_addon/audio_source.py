@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .engine import errors
+from .engine import errors, limits
 
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS everywhere: the face will simply rest
 
@@ -64,6 +64,8 @@ def _decode(path: str, offset: float = 0.0, duration: float | None = None):
         rate, _channels = sound.specs  # raises aud.error for unreadable files; data() would abort
         if offset > 0 or duration is not None:
             sound = sound.limit(max(0.0, offset), offset + duration if duration is not None else 1e9)
+        # Before decoding: a damaged header (1 Hz) or hours of audio would take minutes and gigabytes.
+        limits.check_audio(sound.length, rate, os.path.basename(path))
         data = np.asarray(sound.data(), np.float32)
     except aud.error as exc:
         raise errors.AudioError(f"Cannot read audio {os.path.basename(path)}: {exc}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import AudioError
 
 SAMPLE_RATE = 16000
@@ -30,6 +31,7 @@ def load_audio(source, sample_rate: int | None = None) -> np.ndarray:
     mono = to_mono(samples)
     if mono.size == 0:
         raise AudioError("The audio is empty (no samples).")
+    limits.check_audio(mono.size, rate, str(source) if isinstance(source, (str, Path)) else "The audio")
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.")
     return resample(mono, rate, SAMPLE_RATE)

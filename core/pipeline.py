@@ -6,6 +6,12 @@
 Long clips are processed in overlapping chunks (the BiLSTM sees ``context_seconds`` of audio
 on each side of every chunk) and ``Animator.stream`` yields blocks of frames, so memory stays
 bounded whatever the length. ``Animator.animate`` collects the blocks into one ``Animation``.
+The stages are also callable one by one (``prepare``, ``landmark_track``, ``decode``) so a
+caller can keep the small landmark track (68 points per frame) and decode frames more than once
+(the compact bake's two streaming passes) without holding every dense frame.
+
+In digital silence the face rests: ``core.voice_activity`` fades the displacements to zero
+away from sound, in every path.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import alignment, audio as audio_io, flame, framerate, weights
+from . import alignment, audio as audio_io, flame, framerate, limits, voice_activity, weights
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -136,57 +142,85 @@ class Animator:
                progress: Callable[[float], None] | None = None,
                should_cancel: Callable[[], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (first_frame, displacements block (n, 5023, 3) in user space) until the clip ends."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate)
-        return self._stream(job, intensity, progress, should_cancel)
+        job = self.prepare(audio, neutral_vertices, fps, sample_rate)
+        return self._stream(job, limits.check_intensity(intensity), progress, should_cancel)
 
     def animate(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                 sample_rate: int | None = None,
                 progress: Callable[[float], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> Animation:
         """Whole animation of a clip; see ``stream`` for bounded memory on very long audio."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate)
+        job = self.prepare(audio, neutral_vertices, fps, sample_rate)
+        intensity = limits.check_intensity(intensity)
         out = np.empty((job.total, flame.NUM_VERTICES, 3), np.float32)
         for start, block in self._stream(job, intensity, progress, should_cancel):
             out[start:start + len(block)] = block
         return Animation(out, job.neutral.astype(np.float32), float(fps),
                          audio_io.duration_seconds(job.samples), self.trained, self.describe())
 
-    def _stream(self, job: "_Job", intensity, progress, should_cancel):
+    def _stream(self, job: "Job", intensity, progress, should_cancel):
         done = 0
         for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel):
             for i in range(0, len(lmk), self.s2d_batch):
                 _check_cancel(should_cancel)
-                dense = self.s2d(lmk[i:i + self.s2d_batch])
-                block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
-                yield start + i, block.astype(np.float32)
-                done += len(dense)
+                rows = lmk[i:i + self.s2d_batch]
+                yield start + i, self.decode(job, rows, np.arange(start + i, start + i + len(rows)), intensity)
+                done += len(rows)
                 if progress:
                     progress(done / job.total)
+
+    def landmark_track(self, job: "Job", should_cancel=None, progress=None) -> np.ndarray:
+        """S2L over the whole clip: (T, 68, 3) float32 landmark displacements (template frame)."""
+        out = np.empty((job.total, flame.NUM_LANDMARKS, 3), np.float32)
+        for start, block in self._s2l_chunks(job.samples, job.fps, should_cancel):
+            out[start:start + len(block)] = block
+            if progress:
+                progress((start + len(block)) / job.total)
+        return out
+
+    def decode(self, job: "Job", landmarks: np.ndarray, frames: np.ndarray, intensity: float = 1.0) -> np.ndarray:
+        """S2D for some frames of a landmark track -> (n, 5023, 3) float32 user-space displacements.
+
+        ``frames`` are the indices of those frames in the clip (the silence gate depends on time).
+        """
+        out = np.empty((len(landmarks), flame.NUM_VERTICES, 3), np.float32)
+        for i in range(0, len(landmarks), self.s2d_batch):
+            dense = self.s2d(landmarks[i:i + self.s2d_batch])
+            block = job.similarity.displacements_from_canonical(dense.astype(np.float64))
+            g = job.gate[np.asarray(frames[i:i + self.s2d_batch])].astype(np.float64) * intensity
+            out[i:i + len(block)] = block * g[:, None, None]
+        return out
 
     def animate_many(self, audios, neutral_vertices, fps: float = 30.0, intensity: float = 1.0) -> list[Animation]:
         """Batch use: one Animation per clip, sharing the loaded networks."""
         return [self.animate(a, neutral_vertices, fps, intensity) for a in audios]
 
-    def _prepare(self, audio, neutral_vertices, fps, sample_rate) -> "_Job":
+    def prepare(self, audio, neutral_vertices, fps, sample_rate=None) -> "Job":
+        """Load and check the inputs of one clip (cheap next to the networks)."""
         if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
-            raise ValueError(f"Frame rate must be a positive number, got {fps!r}.")
+            raise limits.SettingsError(f"Frame rate must be a positive number, got {fps!r}.")
+        fps = limits.check_fps(fps)
+        neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         if isinstance(audio, tuple):
             samples = audio_io.load_audio(audio[0], audio[1])
         else:
             samples = audio_io.load_audio(audio, sample_rate)
-        samples = audio_io.normalise_loudness(samples)
-        neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
-        return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total)
+        gate = voice_activity.gate(samples, audio_io.SAMPLE_RATE, fps, total)
+        samples = audio_io.normalise_loudness(samples)
+        return Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total, gate)
+
+    _prepare = prepare
 
 
 @dataclass
-class _Job:
-    samples: np.ndarray
+class Job:
+    samples: np.ndarray          # 16 kHz mono, loudness-normalised
     neutral: np.ndarray
     similarity: alignment.Similarity
     fps: float
-    total: int
+    total: int                   # frames
+    gate: np.ndarray             # (total,) voice-activity gate in [0, 1]
 
 
 def _check_cancel(should_cancel) -> None:
