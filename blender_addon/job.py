@@ -143,9 +143,12 @@ def check_start_frame(frame, frames: int = 1) -> int:
     frame = int(frame)
     last = frame + frames - 1
     if frame < 0 or last + 1 > MAX_FRAME:
+        if frames <= 1:
+            raise errors.SettingsError(f"Start frame {frame} is out of range: use 0 to {MAX_FRAME - 2} "
+                                       f"(Blender's frames end at {MAX_FRAME}).")
         raise errors.SettingsError(
-            f"Start frame {frame} is out of range: the {frames} frames of this clip must lie between 0 and "
-            f"{MAX_FRAME - 1} (Blender's last frame is {MAX_FRAME}); start at most at {MAX_FRAME - frames - 1}.")
+            f"Start frame {frame} is out of range for this clip of {frames} frames: they must end before "
+            f"Blender's last frame {MAX_FRAME}; start at most at {MAX_FRAME - frames - 1}.")
     return frame
 
 
