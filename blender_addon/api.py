@@ -86,8 +86,9 @@ def bake(obj, audio: str = "", *, scene=None, start_frame=None, strip=None, prog
     ``audio``: a file path (added as a sound strip at ``start_frame``, default the current
     frame); empty to use ``strip`` or the scene's active sound strip. ``settings`` are
     BakeSettings fields: mode ("PER_FRAME"/"COMPACT"), intensity, encoder, backend, device,
-    weights_dir, allow_random, tolerance_mm, take, own_action. Raises SpeechToFaceError
-    (with nothing changed) on bad input.
+    weights_dir, allow_random (default False: missing trained weights are an error),
+    tolerance_mm, take, own_action, allow_large (per-frame files over 1 GB). Raises
+    SpeechToFaceError (with nothing changed) on bad input or settings out of range.
     """
     scene = scene or bpy.context.scene
     return job.run(scene, obj, BakeSettings(**settings), audio_path=audio, start_frame=start_frame,

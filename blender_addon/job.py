@@ -132,7 +132,7 @@ def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_fram
             raise errors.SettingsError(
                 f"Per-frame mode would write {frames} shape keys, about {size / 1e9:.1f} GB "
                 f"(limit {PER_FRAME_LIMIT_BYTES / 1e9:.0f} GB): use compact mode (--mode compact), "
-                "or allow it (--allow-large / allow_large=True).")
+                "or allow the size (--allow-large; allow_large=True in the Python API).")
     return BakeRequest(obj.name, neutral, clip, fps, settings, warnings=list(clip.warnings))
 
 
@@ -199,6 +199,7 @@ def _fit_compact_streaming(animator, request: BakeRequest, report, should_cancel
         compact.default_tolerance(request.neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
     clip = animator.prepare((request.clip.samples, request.clip.rate), request.neutral, request.fps)
     track = animator.landmark_track(clip, should_cancel, progress=lambda f: report(0.55 * f))
+    clip.samples = None   # the decoder needs only the landmark track and the silence gate from here
     picked = compact.sample_frames(clip.total)
     sample = animator.decode(clip, track[picked], picked, s.intensity)
     report(0.6)

@@ -25,8 +25,9 @@ import numpy as np
 DEFAULT_TOLERANCE_M = 1e-4
 # FLAME template bounding-box diagonal is about 0.32 m; tolerances scale with the user's head.
 FLAME_DIAGONAL_M = 0.32
-# Frames used to find the basis; the weights and the error check always use every frame.
-MAX_FIT_FRAMES = 3000
+# Frames used to find the basis (at most 1500, spread evenly: 90 MB on FLAME); the weights and
+# the error check always use every frame, so a long clip at worst needs a component or two more.
+MAX_FIT_FRAMES = 1500
 
 
 @dataclass

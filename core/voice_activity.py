@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .audio import frame_rms
+
 THRESHOLD = 1e-3      # RMS, -60 dBFS
 HOP_S = 0.01
 HOLD_S = 0.1          # full motion this close to sound
@@ -28,7 +30,7 @@ def gate(samples: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndar
     if n == 0:
         active_t = np.zeros(0)
     else:
-        rms = np.sqrt(np.mean(np.square(x[:n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+        rms = frame_rms(x[:n * hop], hop)
         active_t = (np.flatnonzero(rms > THRESHOLD) + 0.5) * hop / rate   # centres of active hops
         if len(x) > n * hop and np.sqrt(np.mean(np.square(x[n * hop:], dtype=np.float64))) > THRESHOLD:
             active_t = np.append(active_t, (n * hop + (len(x) - n * hop) / 2) / rate)
