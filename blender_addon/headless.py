@@ -47,14 +47,14 @@ class ArgumentParser(argparse.ArgumentParser):
         fail(f"{message} (see {self.prog} --help)", EXIT_USAGE)
 
 
-def run_main(main, argv=None) -> int:
+def run_main(main, argv=None, interrupted: str = "interrupted (nothing was written)") -> int:
     """Run a tool's ``main``: errors -> one line and status 1, Ctrl-C -> status 130."""
     try:
         return main(argv)
     except errors.SpeechToFaceError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted (nothing was written)", EXIT_INTERRUPTED)
+        fail(interrupted, EXIT_INTERRUPTED)
     except MemoryError:
         fail("out of memory: try --mode compact or a shorter clip")
 

@@ -270,6 +270,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     from blender_addon import headless as _headless
-    code = _headless.run_main(main)
+    code = _headless.run_main(main, interrupted="interrupted (finished items are kept; the item in progress "
+                                                "was not written)")
     sys.stdout.flush()
     sys.exit(code)
