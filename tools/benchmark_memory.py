@@ -26,7 +26,6 @@ import tempfile
 import time
 import wave
 
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "core", "assets", "audio", "sample_speech.wav")
