@@ -22,6 +22,7 @@ meshio = importlib.import_module(core.__name__ + ".meshio")
 compact = importlib.import_module(core.__name__ + ".compact")
 weights = importlib.import_module(core.__name__ + ".weights")
 limits = importlib.import_module(core.__name__ + ".limits")
+audio = importlib.import_module(core.__name__ + ".audio")
 framerate = importlib.import_module(core.__name__ + ".framerate")
 
 CORE_DIR = Path(core.__file__).resolve().parent
