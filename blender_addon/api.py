@@ -22,7 +22,7 @@ import numpy as np
 
 from . import audio_source, job
 from . import bake as writer
-from .engine import errors, meshio
+from .engine import errors, limits, meshio
 from .job import BakeResult, BakeSettings
 
 __all__ = ["BakeResult", "BakeSettings", "load_head", "set_fps", "bake", "bake_takes", "bake_one_take", "remove_bake",
@@ -65,8 +65,7 @@ def load_head(filepath: str, name: str = "", scene=None):
 
 def set_fps(scene, fps: float) -> None:
     """Scene rate as Blender stores it: integer fps / fps_base (29.97 -> 30 / 1.001)."""
-    if not fps > 0:
-        raise errors.SpeechToFaceError(f"Frame rate must be positive, got {fps}.")
+    fps = limits.check_fps(fps)
     whole = round(fps)
     if abs(fps - whole) < 1e-6:
         scene.render.fps, scene.render.fps_base = int(whole), 1.0
@@ -87,8 +86,9 @@ def bake(obj, audio: str = "", *, scene=None, start_frame=None, strip=None, prog
     ``audio``: a file path (added as a sound strip at ``start_frame``, default the current
     frame); empty to use ``strip`` or the scene's active sound strip. ``settings`` are
     BakeSettings fields: mode ("PER_FRAME"/"COMPACT"), intensity, encoder, backend, device,
-    weights_dir, allow_random, tolerance_mm, take, own_action. Raises SpeechToFaceError
-    (with nothing changed) on bad input.
+    weights_dir, allow_random (default False: missing trained weights are an error),
+    tolerance_mm, take, own_action, allow_large (per-frame files over 1 GB). Raises
+    SpeechToFaceError (with nothing changed) on bad input or settings out of range.
     """
     scene = scene or bpy.context.scene
     return job.run(scene, obj, BakeSettings(**settings), audio_path=audio, start_frame=start_frame,

@@ -15,7 +15,8 @@ import bpy
 import numpy as np
 
 from . import compat
-from .engine import errors
+from . import engine
+from .engine import errors, limits
 
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS everywhere: the face will simply rest
 
@@ -52,8 +53,16 @@ def active_sound_strip(scene):
     return None, f"{len(strips)} sound strips and none is active: click the one to use in the sequencer."
 
 
+DECODE_CHUNK_S = 30.0
+
+
 def _decode(path: str, offset: float = 0.0, duration: float | None = None):
-    """(mono float32 samples, rate) of ``path``; AudioError when unreadable."""
+    """(mono float32 samples, rate) of ``path``; AudioError when unreadable.
+
+    Long sounds are decoded 30 s at a time and mixed to mono as they come, then brought to the
+    speech encoders' 16 kHz with core's resampler (what core would do next anyway, bit for bit):
+    30 minutes of 48 kHz stereo then never sit in memory as 700 MB of float32.
+    """
     import aud
     if not os.path.isfile(path):
         raise errors.AudioError(f"Audio file not found: {path}")
@@ -64,12 +73,29 @@ def _decode(path: str, offset: float = 0.0, duration: float | None = None):
         rate, _channels = sound.specs  # raises aud.error for unreadable files; data() would abort
         if offset > 0 or duration is not None:
             sound = sound.limit(max(0.0, offset), offset + duration if duration is not None else 1e9)
-        data = np.asarray(sound.data(), np.float32)
+        # Before decoding: a damaged header (1 Hz) or hours of audio would take minutes and gigabytes.
+        limits.check_audio(sound.length, rate, os.path.basename(path))
+        total = int(sound.length)
+        step = max(1, int(DECODE_CHUNK_S * rate))
+        if total <= step:
+            data = _mono(np.asarray(sound.data(), np.float32))
+        else:
+            # Chunk edges are the same float seconds on both sides, so the chunks tile the sound exactly.
+            parts = []
+            for a in range(0, total, step):
+                parts.append(_mono(np.asarray(sound.limit(a / rate, min(total, a + step) / rate).data(), np.float32)))
+            data = np.concatenate(parts)
+            del parts
     except aud.error as exc:
         raise errors.AudioError(f"Cannot read audio {os.path.basename(path)}: {exc}") from None
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    return np.ascontiguousarray(data, np.float32), int(round(rate))
+    rate = int(round(rate))
+    if len(data) > step and rate != engine.audio.SAMPLE_RATE:
+        data, rate = engine.audio.resample(data, rate, engine.audio.SAMPLE_RATE), engine.audio.SAMPLE_RATE
+    return np.ascontiguousarray(data, np.float32), rate
+
+
+def _mono(data: np.ndarray) -> np.ndarray:
+    return data.mean(axis=1) if data.ndim == 2 else data
 
 
 def _sound_path(sound) -> tuple[str, bool]:

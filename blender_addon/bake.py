@@ -125,7 +125,12 @@ def _points(kb):
 
 
 def remove_take(obj, take: str = DEFAULT_TAKE) -> bool:
-    """Delete one take's shape keys, F-curves and (if it made it) Action. True if anything went."""
+    """Delete one take's shape keys and F-curves. True if anything went.
+
+    Only the F-curves that drive this take's keys are removed, from the take's Action and from
+    the Action assigned now (the user may have keyed their own shapes into the Action a bake
+    created). The Action itself goes only when the bake created it and nothing else is left in it.
+    """
     key = obj.data.shape_keys
     if key is None:
         return False
@@ -137,19 +142,24 @@ def remove_take(obj, take: str = DEFAULT_TAKE) -> bool:
     names |= {kb.name for kb in key.key_blocks if kb.name.startswith(prefix)}
     names.discard(key.reference_key.name)
     removed = False
+    paths = {_key_path(n) for n in names}
     action = bpy.data.actions.get(record["action"]) if record and record.get("action") else None
-    if action is not None:
-        paths = {_key_path(n) for n in names}
-        if record.get("own_action"):
-            current, _ = compat.assigned(key)
+    current, _ = compat.assigned(key)
+    for act in {a for a in (action, current) if a is not None and a.library is None}:
+        for fcs in _all_fcurve_collections(act):
+            for fc in [fc for fc in fcs if fc.data_path in paths]:
+                fcs.remove(fc)
+                removed = True
+    if action is not None and record.get("own_action") and action.library is None:
+        if not _has_fcurves(action):
             if current == action:
                 key.animation_data.action = None
             if action.users == 0 or (action.users == 1 and action.use_fake_user):
                 bpy.data.actions.remove(action)
-        else:  # F-curves we added to the user's own Action: remove only those
-            for fcs in _all_fcurve_collections(action):
-                for fc in [fc for fc in fcs if fc.data_path in paths]:
-                    fcs.remove(fc)
+        else:
+            # The user's animation lives here now: it must survive even if a later bake assigns
+            # another Action (an Action with no users is not saved).
+            action.use_fake_user = True
         removed = True
     for name in names:
         kb = key.key_blocks.get(name)
@@ -159,6 +169,10 @@ def remove_take(obj, take: str = DEFAULT_TAKE) -> bool:
     if TAG_PROP in key.keys() or record:
         _save_takes(obj.data.shape_keys, data)
     return removed
+
+
+def _has_fcurves(action) -> bool:
+    return any(len(fcs) for fcs in _all_fcurve_collections(action))
 
 
 def remove_all(obj) -> None:

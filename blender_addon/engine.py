@@ -21,6 +21,9 @@ flame = importlib.import_module(core.__name__ + ".flame")
 meshio = importlib.import_module(core.__name__ + ".meshio")
 compact = importlib.import_module(core.__name__ + ".compact")
 weights = importlib.import_module(core.__name__ + ".weights")
+limits = importlib.import_module(core.__name__ + ".limits")
+audio = importlib.import_module(core.__name__ + ".audio")
+framerate = importlib.import_module(core.__name__ + ".framerate")
 
 CORE_DIR = Path(core.__file__).resolve().parent
 BUNDLED_WEIGHTS = CORE_DIR.parent / "weights"

@@ -1,14 +1,19 @@
 """Shared plumbing of the headless tools (tools/bake.py, batch_bake.py, preview.py).
 
 The tools run both as ``blender -b -P tools/X.py -- ARGS`` and as ``python tools/X.py ARGS``
-with the bpy wheel; user errors end in one ``error: ...`` line and exit status 1.
+with the bpy wheel. Every failure ends in one ``error: ...`` line on stderr and an exit status:
+1 for bad input (files, settings, a failed bake), 2 for bad usage (unknown or malformed options),
+130 when interrupted (Ctrl-C); nothing is written then, and an existing output stays as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import secrets
 import sys
+import tempfile
 
 import bpy
 
@@ -27,9 +32,43 @@ def script_args(argv=None) -> list:
     return sys.argv[1:]
 
 
-def fail(message: str, code: int = 1):
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def fail(message: str, code: int = EXIT_ERROR):
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the tools' error format: one ``error:`` line, exit status 2 (usage)."""
+
+    def error(self, message):
+        fail(f"{message} (see {self.prog} --help)", EXIT_USAGE)
+
+
+def run_main(main, argv=None, interrupted: str = "interrupted (nothing was written)") -> int:
+    """Run a tool's ``main``: errors -> one line and status 1, Ctrl-C -> status 130."""
+    try:
+        return main(argv)
+    except errors.SpeechToFaceError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(interrupted, EXIT_INTERRUPTED)
+    except MemoryError:
+        fail("out of memory: try --mode compact or a shorter clip")
+
+
+def check_settings(*, fps=None, intensity=1.0, tolerance_mm=0.1, start_frame=1, mode="PER_FRAME") -> None:
+    """The settings' ranges, before any file is read (SpeechToFaceError naming the option)."""
+    from .engine import limits
+    from . import job
+    if fps is not None:
+        limits.check_fps(fps)
+    limits.check_intensity(intensity)
+    if mode == "COMPACT":
+        limits.check_tolerance_mm(tolerance_mm)
+    job.check_start_frame(start_frame)
 
 
 def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -> None:
@@ -40,15 +79,20 @@ def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -
                     help="per-frame: one shape key per frame (exact); compact: PCA basis + weight curves")
     ap.add_argument("--tolerance-mm", type=float, default=0.1,
                     help="compact mode: max vertex error in mm on a FLAME-sized head (default 0.1)")
-    ap.add_argument("--start-frame", type=int, default=1, help="frame where sound and animation start")
+    ap.add_argument("--start-frame", type=float, default=1, metavar="FRAME",
+                    help="frame where sound and animation start (default 1)")
     ap.add_argument("--intensity", type=float, default=1.0, help="scale of the predicted motion")
     ap.add_argument("--encoder", choices=["hama", "mel", "wav2vec2"], default="hama",
                     help="speech encoder (hama falls back to mel where it cannot run)")
     ap.add_argument("--backend", choices=["numpy", "torch"], default="numpy")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch back end only")
     ap.add_argument("--weights", default="", help="weights folder (default: the bundled weights/)")
-    ap.add_argument("--require-trained", action="store_true",
-                    help="fail instead of using random-initialised networks when no weights are installed")
+    ap.add_argument("--allow-random", action="store_true",
+                    help="use random-initialised networks when no trained weights are found (to try the set-up; "
+                         "the motion is meaningless); without it missing weights are an error")
+    ap.add_argument("--require-trained", action="store_true", help=argparse.SUPPRESS)  # the default now
+    ap.add_argument("--allow-large", action="store_true",
+                    help="per-frame mode: write files larger than 1 GB (about 8.6 minutes at 30 fps)")
     ap.add_argument("--no-pack-audio", action="store_true",
                     help="reference the audio file instead of packing it into the .blend")
     ap.add_argument("--compress", action="store_true", help="write compressed .blend files")
@@ -57,7 +101,8 @@ def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -
 def settings_from(args, **override) -> dict:
     s = dict(mode="COMPACT" if args.mode == "compact" else "PER_FRAME", intensity=args.intensity,
              encoder=args.encoder, backend=args.backend, device=args.device, weights_dir=args.weights,
-             allow_random=not args.require_trained, tolerance_mm=args.tolerance_mm)
+             allow_random=bool(args.allow_random and not args.require_trained), tolerance_mm=args.tolerance_mm,
+             allow_large=bool(args.allow_large))
     s.update(override)
     return s
 
@@ -70,6 +115,8 @@ def new_scene():
 def open_blend(path: str):
     if not os.path.isfile(path):
         raise errors.SpeechToFaceError(f"Blend file not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise errors.SpeechToFaceError(f"Cannot read {path}: permission denied.")
     try:
         bpy.ops.wm.open_mainfile(filepath=os.path.abspath(path))
     except RuntimeError as exc:
@@ -94,20 +141,127 @@ def pick_object(name: str = ""):
         f"{len(meshes)} meshes in the file: say which with --object ({', '.join(o.name for o in meshes)}).")
 
 
-def save_blend(path: str, compress: bool = False, pack_audio: bool = True) -> None:
+TEMP_MARK = ".s2f-tmp-"   # .<name>.s2f-tmp-<pid>-<hex>.blend: our temporaries, recognisably named
+_TEMP_RE = re.compile(r"^\..*" + re.escape(TEMP_MARK) + r"(\d+)-[0-9a-f]+\.blend@?$")
+
+
+def check_writable(path: str, what: str = "--out") -> None:
+    """Before any heavy work: can a file be created at ``path``? SpeechToFaceError if not.
+
+    Nothing is created here except a probe file that is removed at once (os.access lies for root
+    and on some network filesystems)."""
     path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    if os.path.isdir(path):
+        raise errors.SpeechToFaceError(f"{what} {path} is a directory: give a .blend file path.")
+    parent = os.path.dirname(path)
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise errors.SpeechToFaceError(f"{what} {path}: {existing} is a file, not a folder.")
+    if existing != parent:
+        return  # the folders will be created inside ``existing``; probe there
+    try:
+        fd, probe = tempfile.mkstemp(prefix="." + os.path.basename(path) + TEMP_MARK + f"{os.getpid()}-",
+                                     suffix=".blend", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise errors.SpeechToFaceError(f"{what} {path}: cannot write in {parent} ({exc.strerror}).") from None
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Temporaries of our saves whose process is gone (killed during a save)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m is None or _process_alive(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or cannot tell: leave its file alone
+    return True
+
+
+def save_blend(path: str, compress: bool = False, pack_audio: bool = True) -> None:
+    """Write the open file to ``path`` atomically: a whole new file or the previous one, never half.
+
+    Blender's own save writes ``path@`` and renames it, so two processes saving one path share
+    that temporary and can lose the file. Here each save writes its own uniquely named copy in
+    the same folder (``copy=True``: the open file keeps its name), then ``os.replace`` moves it
+    over ``path`` in one step; the previous file becomes ``path1`` as with Blender's save.
+    """
+    path = os.path.abspath(path)
+    check_writable(path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    _remove_stale_temporaries(folder)
     if pack_audio:
         for sound in bpy.data.sounds:
             if sound.packed_file is None and os.path.isfile(bpy.path.abspath(sound.filepath)):
                 sound.pack()
-    # Blender writes to a temporary file and renames it, so a finished file is always whole.
-    bpy.ops.wm.save_as_mainfile(filepath=path, compress=compress, check_existing=False)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.blend")
+    ok = False
+    try:
+        _write_copy(tmp, compress)
+        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise OSError(f"Blender reported a save but {tmp} is missing")
+        if os.path.isfile(path):
+            _backup(path)
+        os.replace(tmp, path)
+        ok = True
+    except (RuntimeError, OSError) as exc:
+        raise errors.SpeechToFaceError(f"Cannot write {path}: {exc}") from None
+    finally:
+        if not ok:  # also on Ctrl-C: no temporary left behind, the previous file untouched
+            for leftover in (tmp, tmp + "@"):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+    if not os.path.isfile(path):
+        raise errors.SpeechToFaceError(f"Cannot write {path}: the file is not there after saving.")
+
+
+def _write_copy(filepath: str, compress: bool) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=filepath, compress=compress, check_existing=False, copy=True)
+
+
+def _backup(path: str) -> None:
+    """``path`` -> ``path1`` (Blender's one-version backup) without a moment where ``path`` is gone."""
+    link = f"{path}1{TEMP_MARK}{os.getpid()}"
+    try:
+        if os.path.exists(link):
+            os.unlink(link)
+        os.link(path, link)          # hard link: no copy, ``path`` stays in place
+        os.replace(link, path + "1")
+    except OSError:
+        pass  # no hard links here (some network/FAT filesystems): keep no backup rather than fail
 
 
 def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
               object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
     """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
+    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
+                   start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
+    if object_name and not blend:
+        raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
+    from . import job
+    start_frame = job.check_start_frame(start_frame)
+    check_writable(out)
     if blend:
         scene = open_blend(blend)
         obj = pick_object(object_name)

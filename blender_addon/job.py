@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import audio_source, compat
-from .engine import compact, errors
+from .engine import compact, errors, limits
 from . import engine
 
 MODES = ("PER_FRAME", "COMPACT")
@@ -32,12 +32,21 @@ class BakeSettings:
     backend: str = "numpy"         # "numpy" | "torch"
     device: str = "cpu"            # torch only: "cpu" | "cuda"
     weights_dir: str = ""          # "" -> the weights bundled with the add-on
-    allow_random: bool = True      # only used when no trained weights are installed at all
+    allow_random: bool = False     # True: random-initialised networks when no trained weights are found
     tolerance_mm: float = 0.1      # compact mode: max vertex error in mm on a FLAME-sized head
     tolerance: float = 0.0         # compact mode, mesh units; > 0 overrides tolerance_mm
     max_components: int = 64       # compact mode
     take: str = "main"             # re-baking a take replaces it; other takes stay
     own_action: bool = False       # True: a new Action even if the user's Action is assigned
+    allow_large: bool = False      # per-frame mode: write files past PER_FRAME_LIMIT_BYTES
+
+
+# Per-frame mode writes one full copy of the mesh per frame: about 64 KB on FLAME (60 KB of
+# coordinates plus the key's and its F-curve's overhead; measured 19.4 MB for 300 frames).
+PER_FRAME_BYTES = 64_700
+PER_FRAME_LIMIT_BYTES = 1_000_000_000   # about 8.6 minutes at 30 fps
+# Blender's frame numbers end at MAXFRAME; keys and the sound strip must both fit before it.
+MAX_FRAME = 1_048_574
 
 
 @dataclass
@@ -52,8 +61,7 @@ class BakeRequest:
 
 @dataclass
 class BakeOutcome:
-    displacements: np.ndarray      # (T, 5023, 3) float32
-    vertices: np.ndarray           # (T, 5023, 3) float32, what the face should show
+    displacements: np.ndarray      # (T, 5023, 3) float32, per-frame mode (None in compact mode)
     compact_basis: object = None   # core.compact.CompactBasis in compact mode
     description: str = ""
     trained: bool = False
@@ -93,28 +101,55 @@ def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_fram
     """Check everything that can be checked before the long part. Changes nothing."""
     if settings.mode not in MODES:
         raise errors.SpeechToFaceError(f"Unknown bake mode '{settings.mode}': use one of {MODES}.")
-    if not settings.intensity >= 0:
-        raise errors.SpeechToFaceError("Intensity must be zero or positive.")
+    limits.check_intensity(settings.intensity)
+    if settings.mode == "COMPACT" and not settings.tolerance > 0:
+        limits.check_tolerance_mm(settings.tolerance_mm)
     from . import bake
     neutral = bake.check_target(obj)
     state, message = engine.weights_state(settings.weights_dir or None, engine.resolve_encoder(settings.encoder)[0])
     if state == "broken":
         raise errors.WeightsError(message)
     if state == "absent" and not settings.allow_random:
-        raise errors.WeightsError(f"No trained weights: {message}.")
+        raise errors.WeightsError(f"No trained weights: {message} (random-initialised networks only when "
+                                  "asked for: --allow-random / allow_random=True).")
+    fps = audio_source.scene_fps(scene)
+    limits.check_fps(fps)
     if audio_path:
-        frame = scene.frame_current if start_frame is None else int(start_frame)
-        clip = audio_source.clip_from_file(audio_path, frame)
+        frame = scene.frame_current if start_frame is None else start_frame
+        check_start_frame(frame)
+        clip = audio_source.clip_from_file(audio_path, int(frame))
     else:
         if strip is None:
             strip, reason = audio_source.active_sound_strip(scene)
             if strip is None:
                 raise errors.AudioError(reason)
         clip = audio_source.clip_from_strip(scene, strip)
-    fps = audio_source.scene_fps(scene)
-    if not fps > 0:
-        raise errors.SpeechToFaceError("The scene frame rate is not positive.")
+    frames = engine.framerate.num_frames(clip.seconds, fps)
+    check_start_frame(clip.start_frame, frames)
+    if settings.mode == "PER_FRAME" and not settings.allow_large:
+        size = frames * PER_FRAME_BYTES
+        if size > PER_FRAME_LIMIT_BYTES:
+            raise errors.SettingsError(
+                f"Per-frame mode would write {frames} shape keys, about {size / 1e9:.1f} GB "
+                f"(limit {PER_FRAME_LIMIT_BYTES / 1e9:.0f} GB): use compact mode (--mode compact), "
+                "or allow the size (--allow-large; allow_large=True in the Python API).")
     return BakeRequest(obj.name, neutral, clip, fps, settings, warnings=list(clip.warnings))
+
+
+def check_start_frame(frame, frames: int = 1) -> int:
+    """The keys (one frame before the first to one after the last) and the strip must fit Blender's frames."""
+    if isinstance(frame, bool) or not isinstance(frame, (int, float)) or frame != frame or frame != int(frame):
+        raise errors.SettingsError(f"Start frame must be a whole number, got {frame!r}.")
+    frame = int(frame)
+    last = frame + frames - 1
+    if frame < 0 or last + 1 > MAX_FRAME:
+        if frames <= 1:
+            raise errors.SettingsError(f"Start frame {frame} is out of range: use 0 to {MAX_FRAME - 2} "
+                                       f"(Blender's frames end at {MAX_FRAME}).")
+        raise errors.SettingsError(
+            f"Start frame {frame} is out of range for this clip of {frames} frames: they must end before "
+            f"Blender's last frame {MAX_FRAME}; start at most at {MAX_FRAME - frames - 1}.")
+    return frame
 
 
 def infer(request: BakeRequest, progress=None, should_cancel=None) -> BakeOutcome:
@@ -137,24 +172,47 @@ def infer(request: BakeRequest, progress=None, should_cancel=None) -> BakeOutcom
         animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
     if should_cancel is not None and should_cancel():
         raise errors.Cancelled("Cancelled before inference started.")
-    fit_share = 0.1 if s.mode == "COMPACT" else 0.0
-    anim = animator.animate(
-        (request.clip.samples, request.clip.rate), request.neutral, fps=request.fps,
-        intensity=s.intensity, progress=lambda f: report(f * (1.0 - fit_share)),
-        should_cancel=should_cancel)
-    outcome = BakeOutcome(
-        displacements=np.asarray(anim.displacements, np.float32),
-        vertices=np.asarray(anim.vertices, np.float32),
-        description=animator.describe(), trained=bool(anim.trained), encoder=encoder, notes=notes)
     if s.mode == "COMPACT":
-        tol = s.tolerance if s.tolerance > 0 else (
-            compact.default_tolerance(request.neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
-        outcome.compact_basis = compact.fit_compact(outcome.displacements, tol, s.max_components)
-        if should_cancel is not None and should_cancel():
-            raise errors.Cancelled("Cancelled.")
+        outcome = BakeOutcome(displacements=None, description=animator.describe(), trained=bool(animator.trained),
+                              encoder=encoder, notes=notes)
+        outcome.compact_basis = _fit_compact_streaming(animator, request, report, should_cancel)
+    else:
+        anim = animator.animate(
+            (request.clip.samples, request.clip.rate), request.neutral, fps=request.fps,
+            intensity=s.intensity, progress=report, should_cancel=should_cancel)
+        outcome = BakeOutcome(
+            displacements=np.asarray(anim.displacements, np.float32),
+            description=animator.describe(), trained=bool(anim.trained), encoder=encoder, notes=notes)
     report(1.0)
     outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+def _fit_compact_streaming(animator, request: BakeRequest, report, should_cancel):
+    """Compact mode in bounded memory: the dense motion is never held whole.
+
+    S2L runs once (its landmark track is 68 points per frame); S2D decodes the frames the basis
+    is fitted on, then every frame again, block by block, for the weights and the exact error.
+    """
+    s = request.settings
+    tol = s.tolerance if s.tolerance > 0 else (
+        compact.default_tolerance(request.neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
+    clip = animator.prepare((request.clip.samples, request.clip.rate), request.neutral, request.fps)
+    track = animator.landmark_track(clip, should_cancel, progress=lambda f: report(0.55 * f))
+    clip.samples = None   # the decoder needs only the landmark track and the silence gate from here
+    picked = compact.sample_frames(clip.total)
+    sample = animator.decode(clip, track[picked], picked, s.intensity)
+    report(0.6)
+
+    def blocks():
+        for start in range(0, clip.total, 256):
+            if should_cancel is not None and should_cancel():
+                raise errors.Cancelled("Cancelled by the user; nothing was changed.")
+            rows = np.arange(start, min(clip.total, start + 256))
+            yield start, animator.decode(clip, track[rows], rows, s.intensity)
+
+    return compact.fit_compact_stream(sample, blocks, clip.total, tol, s.max_components,
+                                      progress=lambda f: report(0.6 + 0.4 * f))
 
 
 def apply(scene, request: BakeRequest, outcome: BakeOutcome) -> BakeResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import audio_source, bake, engine
+from . import audio_source, bake, engine, job
 from .engine import errors
 
 _topology_cache: dict = {}
@@ -68,13 +68,19 @@ def plan(context) -> Plan:
             p.audio = (f"strip '{strip.name}', frames {strip.frame_final_start}-{strip.frame_final_end - 1} "
                        f"({frames / fps:.2f} s)")
     if props.mode == "PER_FRAME":
-        p.result = (f"{frames} shape keys (~{frames * 5023 * 12 / 1e6:.0f} MB), one per frame"
+        p.result = (f"{frames} shape keys (~{frames * job.PER_FRAME_BYTES / 1e6:.0f} MB), one per frame"
                     if frames else "one shape key per frame")
-        if frames > 3000:
+        if frames * job.PER_FRAME_BYTES > job.PER_FRAME_LIMIT_BYTES:
+            p.blocker = p.blocker or (f"Per-frame would write about {frames * job.PER_FRAME_BYTES / 1e9:.1f} GB "
+                                      f"({frames} shape keys): choose Compact.")
+        elif frames > 3000:
             p.notes.append("Long clip: Compact mode keeps the file small.")
     else:
         p.result = f"a PCA basis of shape keys, max error {props.tolerance_mm:g} mm (FLAME scale)"
     p.result += f" at {fps:.3g} fps"
+    if not engine.limits.MIN_FPS <= fps <= engine.limits.MAX_FPS:
+        p.blocker = p.blocker or (f"Scene frame rate {fps:.3g} fps: Speech to Face bakes at "
+                                  f"{engine.limits.MIN_FPS:g}-{engine.limits.MAX_FPS:g} fps.")
     encoder, note = engine.resolve_encoder(props.encoder)
     if note:
         p.notes.append(note)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import AudioError
 
 SAMPLE_RATE = 16000
@@ -30,6 +31,7 @@ def load_audio(source, sample_rate: int | None = None) -> np.ndarray:
     mono = to_mono(samples)
     if mono.size == 0:
         raise AudioError("The audio is empty (no samples).")
+    limits.check_audio(mono.size, rate, str(source) if isinstance(source, (str, Path)) else "The audio")
     if not np.isfinite(mono).all():
         raise AudioError("The audio contains NaN or infinite samples.")
     return resample(mono, rate, SAMPLE_RATE)
@@ -145,12 +147,23 @@ def normalise_loudness(x: np.ndarray) -> np.ndarray:
     n = len(x) // 320
     if n == 0:
         return x.copy()
-    rms = np.sqrt(np.mean(x[: n * 320].reshape(n, 320).astype(np.float64) ** 2, axis=1))
-    level = float(np.percentile(rms, 90))
+    level = float(np.percentile(frame_rms(x[: n * 320], 320), 90))
     if level <= 1e-8:
         return x.copy()
     gain = min(MAX_GAIN, SPEECH_LEVEL / level)
-    return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+    out = x * np.float32(gain)
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def frame_rms(x: np.ndarray, hop: int) -> np.ndarray:
+    """RMS of consecutive ``hop``-sample frames (float64 sums, in chunks: bounded memory on hours of audio)."""
+    n = len(x) // hop
+    out = np.empty(n)
+    step = max(1, (1 << 20) // hop)
+    for s in range(0, n, step):
+        block = x[s * hop:(s + step) * hop].reshape(-1, hop).astype(np.float64)
+        out[s:s + len(block)] = np.sqrt(np.mean(block * block, axis=1))
+    return out
 
 
 def is_silent(x: np.ndarray, threshold: float = 1e-3) -> bool:

@@ -23,3 +23,7 @@ class EncoderUnavailable(SpeechToFaceError):
 
 class Cancelled(SpeechToFaceError):
     """The user cancelled a long operation; nothing was changed."""
+
+
+class SettingsError(SpeechToFaceError, ValueError):
+    """A setting is out of its range (frame rate, intensity, duration, tolerance, start frame)."""

@@ -22,11 +22,23 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise TopologyError(f"Mesh file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".ply":
-        return _read_ply(path)
-    if suffix == ".obj":
-        return _read_obj(path)
-    raise TopologyError(f"Unsupported mesh format '{suffix}' for {path.name}: use .ply or .obj.")
+    if suffix not in (".ply", ".obj"):
+        raise TopologyError(f"Unsupported mesh format '{suffix}' for {path.name}: use .ply or .obj.")
+    try:
+        vertices, faces = _read_ply(path) if suffix == ".ply" else _read_obj(path)
+    except OSError as exc:
+        raise TopologyError(f"Cannot read mesh {path}: {exc.strerror or exc}.") from None
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        if isinstance(exc, TopologyError):
+            raise
+        raise TopologyError(f"{path.name} is not a valid {suffix[1:].upper()} file ({exc}).") from None
+    # Blender would silently turn NaN/inf into 0 when the mesh is created: refuse them here.
+    bad = ~np.isfinite(vertices).all(axis=1)
+    if bad.any():
+        first = np.flatnonzero(bad)[:5].tolist()
+        raise TopologyError(f"{path.name} has {int(bad.sum())} vertices with NaN or infinite coordinates "
+                            f"(e.g. vertex {first}).")
+    return vertices, faces
 
 
 def _read_ply(path: Path):
@@ -44,8 +56,13 @@ def _read_ply(path: Path):
             if words[0] == "format":
                 fmt = words[1]
             elif words[0] == "element":
+                if len(words) != 3 or not words[2].isdigit():
+                    raise TopologyError(f"{path.name}: bad PLY header line '{' '.join(words)}' "
+                                        "(expected: element <name> <count>).")
                 elements.append([words[1], int(words[2]), []])
             elif words[0] == "property":
+                if not elements:
+                    raise TopologyError(f"{path.name}: PLY header has a property before any element.")
                 elements[-1][2].append(words[1:])
             elif words[0] == "end_header":
                 break
@@ -76,6 +93,7 @@ def _read_ply(path: Path):
         for name, count, props in elements:
             if all(p[0] != "list" for p in props):
                 dtype = np.dtype([(p[1], endian + _PLY_TYPES[p[0]]) for p in props])
+                _check_size(body, pos, dtype.itemsize * count, path)
                 arr = np.frombuffer(body, dtype, count, pos)
                 pos += dtype.itemsize * count
                 if name == "vertex":
@@ -84,6 +102,7 @@ def _read_ply(path: Path):
                 count_t, index_t = _PLY_TYPES[props[0][1]], _PLY_TYPES[props[0][2]]
                 # Fast path: every face a triangle.
                 rec = np.dtype([("n", endian + count_t), ("i", endian + index_t, (3,))])
+                _check_size(body, pos, rec.itemsize * count, path)
                 arr = np.frombuffer(body, rec, count, pos)
                 if (arr["n"] == 3).all():
                     faces = arr["i"].astype(np.int64)
@@ -100,6 +119,12 @@ def _read_ply(path: Path):
     return vertices, faces_arr
 
 
+def _check_size(body: bytes, pos: int, need: int, path: Path) -> None:
+    if len(body) < pos + need:
+        raise TopologyError(f"{path.name} is truncated: its header announces {pos + need} bytes of data, "
+                            f"the file holds {len(body)}.")
+
+
 def _triangles(faces, path: Path) -> np.ndarray:
     if isinstance(faces, np.ndarray):
         return faces
@@ -111,12 +136,20 @@ def _triangles(faces, path: Path) -> np.ndarray:
 def _read_obj(path: Path):
     verts, faces = [], []
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("v "):
-                verts.append([float(t) for t in line.split()[1:4]])
-            elif line.startswith("f "):
-                idx = [int(t.split("/")[0]) for t in line.split()[1:]]
-                faces.append([i - 1 if i > 0 else len(verts) + i for i in idx])
+        for number, line in enumerate(fh, 1):
+            words = line.split()   # any whitespace: spaces or tabs
+            if not words or words[0] not in ("v", "f"):
+                continue
+            try:
+                if words[0] == "v":
+                    verts.append([float(t) for t in words[1:4]])
+                    if len(verts[-1]) != 3:
+                        raise ValueError("a vertex needs x y z")
+                else:
+                    idx = [int(t.split("/")[0]) for t in words[1:]]
+                    faces.append([i - 1 if i > 0 else len(verts) + i for i in idx])
+            except ValueError as exc:
+                raise TopologyError(f"{path.name} line {number}: cannot read '{line.strip()[:60]}' ({exc}).") from None
     if not verts:
         raise TopologyError(f"{path.name} has no vertices.")
     return np.asarray(verts, np.float64), _triangles(faces, path)

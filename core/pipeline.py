@@ -6,6 +6,12 @@
 Long clips are processed in overlapping chunks (the BiLSTM sees ``context_seconds`` of audio
 on each side of every chunk) and ``Animator.stream`` yields blocks of frames, so memory stays
 bounded whatever the length. ``Animator.animate`` collects the blocks into one ``Animation``.
+The stages are also callable one by one (``prepare``, ``landmark_track``, ``decode``) so a
+caller can keep the small landmark track (68 points per frame) and decode frames more than once
+(the compact bake's two streaming passes) without holding every dense frame.
+
+In digital silence the face rests: ``core.voice_activity`` fades the displacements to zero
+away from sound, in every path.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, regional, weights
-from . import upper_face as upper_face_layer
+from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, limits, regional
+from . import upper_face as upper_face_layer, voice_activity, weights
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -164,9 +170,9 @@ class Animator:
         core.regional.Regions (jaw, lips, upper-face intensities; default all 1). ``upper_face``
         adds the upper-face layer (blinks, brows, cheeks; ``core.upper_face``), seeded by ``seed``
         and scaled by the upper-face intensity (and, like the lips, ``intensity``)."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+        job = self.prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
         upper = _UpperFace(seed, job.regions.upper_face) if upper_face else None
-        return self._stream(job, intensity, progress, should_cancel, upper)
+        return self._stream(job, limits.check_intensity(intensity), progress, should_cancel, upper)
 
     def animate(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                 sample_rate: int | None = None,
@@ -176,7 +182,8 @@ class Animator:
                 upper_face: bool = True, seed: int = 0) -> Animation:
         """Whole animation of a clip; see ``stream`` for bounded memory on very long audio.
         With ``upper_face`` the returned ``Animation.upper_face`` holds that layer as shape keys."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+        job = self.prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+        intensity = limits.check_intensity(intensity)
         upper = _UpperFace(seed, job.regions.upper_face) if upper_face else None
         out = np.empty((job.total, flame.NUM_VERTICES, 3), np.float32)
         for start, block in self._stream(job, intensity, progress, should_cancel, upper):
@@ -185,63 +192,89 @@ class Animator:
                          audio_io.duration_seconds(job.samples), self.trained, self.describe(),
                          upper.track if upper is not None else None)
 
-    def upper_face_track(self, audio, neutral_vertices, fps: float = 30.0, seed: int = 0,
-                         intensity: float = 1.0, sample_rate: int | None = None,
-                         should_cancel: Callable[[], bool] | None = None, *, expression=None,
-                         regions: regional.Regions | None = None) -> "upper_face_layer.UpperFaceTrack":
-        """The upper-face layer alone (S2L runs for the lip closures, S2D does not), as shape keys
-        in the head's frame: bake it beside a ``stream(..., upper_face=False)`` of the lips."""
-        job = self._prepare(audio, neutral_vertices, fps, sample_rate, expression, regions)
+    def upper_face_track(self, job: "Job", seed: int = 0, intensity: float = 1.0, landmarks=None,
+                         should_cancel: Callable[[], bool] | None = None) -> "upper_face_layer.UpperFaceTrack":
+        """The upper-face layer alone, as shape keys in the head's frame: bake it beside the lips
+        (``landmark_track`` + ``decode``). ``landmarks``: the clip's S2L track if already run (its
+        lip closures steer the blinks); S2L runs here otherwise."""
         upper = _UpperFace(seed, job.regions.upper_face)
-        self._attach_upper_face(job, list(self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes)),
-                                upper, intensity)
+        lmk = self.landmark_track(job, should_cancel) if landmarks is None else landmarks
+        self._attach_upper_face(job, lmk, upper, intensity)
         return upper.track
 
-    def _attach_upper_face(self, job: "_Job", chunks, upper: "_UpperFace", intensity: float) -> None:
-        lmk = np.concatenate([block for _, block in chunks]) if chunks else np.zeros((0, 68, 3))
+    def _attach_upper_face(self, job: "Job", landmarks: np.ndarray, upper: "_UpperFace", intensity: float) -> None:
         controls, _ = upper_face_layer.upper_face_motion(
             job.samples, job.fps, job.total, seed=upper.seed,
-            lip_gap=upper_face_layer.inner_lip_gap(lmk), intensity=upper.intensity)
+            lip_gap=upper_face_layer.inner_lip_gap(landmarks), intensity=upper.intensity)
         # built on this head (its own eyes), mapped back like S2D's output
         _, keys = upper_face_layer.shape_keys(job.similarity.to_canonical(job.neutral))
         keys_user = job.similarity.displacements_from_canonical(keys.astype(np.float64)) * intensity
         upper.track = upper_face_layer.make_track(controls, keys_user)
 
-    def _stream(self, job: "_Job", intensity, progress, should_cancel, upper: "_UpperFace | None" = None):
+    def _stream(self, job: "Job", intensity, progress, should_cancel, upper: "_UpperFace | None" = None):
         done = 0
         chunks = self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes)
         if upper is not None:
             # Blinks avoid lip closures anywhere in the clip, so S2L runs first (816 bytes a frame).
             chunks = list(chunks)
-            self._attach_upper_face(job, chunks, upper, intensity)
+            self._attach_upper_face(job, np.concatenate([c for _, c in chunks]), upper, intensity)
         for start, lmk in chunks:
             for i in range(0, len(lmk), self.s2d_batch):
                 _check_cancel(should_cancel)
-                dense = self.s2d(regional.scale(lmk[i:i + self.s2d_batch], job.regions))
-                block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
+                rows = lmk[i:i + self.s2d_batch]
+                block = self.decode(job, rows, np.arange(start + i, start + i + len(rows)), intensity)
                 if upper is not None:
-                    block = block + upper.track.displacements(start + i, start + i + len(dense))
-                yield start + i, block.astype(np.float32)
-                done += len(dense)
+                    block = block + upper.track.displacements(start + i, start + i + len(rows))
+                yield start + i, block.astype(np.float32, copy=False)
+                done += len(rows)
                 if progress:
                     progress(done / job.total)
+
+    def landmark_track(self, job: "Job", should_cancel=None, progress=None) -> np.ndarray:
+        """S2L over the whole clip: (T, 68, 3) float32 landmark displacements (template frame)."""
+        out = np.empty((job.total, flame.NUM_LANDMARKS, 3), np.float32)
+        for start, block in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
+            out[start:start + len(block)] = block
+            if progress:
+                progress((start + len(block)) / job.total)
+        return out
+
+    def decode(self, job: "Job", landmarks: np.ndarray, frames: np.ndarray, intensity: float = 1.0) -> np.ndarray:
+        """S2D for some frames of a landmark track -> (n, 5023, 3) float32 user-space displacements.
+
+        ``frames`` are the indices of those frames in the clip (the silence gate depends on time).
+        The regional intensities apply to the landmarks first, so S2D densifies what they leave.
+        """
+        out = np.empty((len(landmarks), flame.NUM_VERTICES, 3), np.float32)
+        for i in range(0, len(landmarks), self.s2d_batch):
+            dense = self.s2d(regional.scale(landmarks[i:i + self.s2d_batch], job.regions))
+            block = job.similarity.displacements_from_canonical(dense.astype(np.float64))
+            g = job.gate[np.asarray(frames[i:i + self.s2d_batch])].astype(np.float64) * intensity
+            out[i:i + len(block)] = block * g[:, None, None]
+        return out
 
     def animate_many(self, audios, neutral_vertices, fps: float = 30.0, intensity: float = 1.0) -> list[Animation]:
         """Batch use: one Animation per clip, sharing the loaded networks."""
         return [self.animate(a, neutral_vertices, fps, intensity) for a in audios]
 
-    def _prepare(self, audio, neutral_vertices, fps, sample_rate, expression=None, regions=None) -> "_Job":
+    def prepare(self, audio, neutral_vertices, fps, sample_rate=None, expression=None, regions=None) -> "Job":
+        """Load and check the inputs of one clip (cheap next to the networks)."""
         if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
-            raise ValueError(f"Frame rate must be a positive number, got {fps!r}.")
+            raise limits.SettingsError(f"Frame rate must be a positive number, got {fps!r}.")
+        fps = limits.check_fps(fps)
+        neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         if isinstance(audio, tuple):
             samples = audio_io.load_audio(audio[0], audio[1])
         else:
             samples = audio_io.load_audio(audio, sample_rate)
-        samples = audio_io.normalise_loudness(samples)
-        neutral = flame.validate_mesh(neutral_vertices, what="neutral head")
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
-        return _Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total,
-                    self._codes(expression, total, fps), regions or regional.Regions())
+        codes = self._codes(expression, total, fps)
+        gate = voice_activity.gate(samples, audio_io.SAMPLE_RATE, fps, total)
+        samples = audio_io.normalise_loudness(samples)
+        return Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total, gate,
+                   codes, regions or regional.Regions())
+
+    _prepare = prepare
 
 
 @dataclass
@@ -252,12 +285,13 @@ class _UpperFace:
 
 
 @dataclass
-class _Job:
-    samples: np.ndarray
+class Job:
+    samples: np.ndarray          # 16 kHz mono, loudness-normalised
     neutral: np.ndarray
     similarity: alignment.Similarity
     fps: float
-    total: int
+    total: int                   # frames
+    gate: np.ndarray             # (total,) voice-activity gate in [0, 1]
     codes: np.ndarray | None = None     # (total, CODE_DIM) S2L control codes, None without
     regions: regional.Regions = regional.Regions()
 

@@ -41,7 +41,8 @@ def test_weights_fit_blender_slider_range_and_zero_motion_stays_zero():
     d = _motion(rank=3) * 50  # large motion: scale moves into the basis
     cb = compact.fit_compact(d, tolerance=1e-5)
     assert np.abs(cb.weights).max() <= 1.0 + 1e-6
-    assert np.isclose(np.abs(cb.weights).max(axis=0), 1.0).all()
+    # each component scaled by a power of two (exact in floating point): peak within (0.5, 1]
+    assert (np.abs(cb.weights).max(axis=0) > 0.5).all()
     still = compact.fit_compact(np.zeros((10, 50, 3)), tolerance=1e-5)
     assert still.max_error == 0.0 and np.abs(still.reconstruct()).max() == 0.0
 

@@ -205,9 +205,10 @@ def test_pipeline_option_is_additive(animator, topology, speech16k):
     clip = (speech16k[:16000 * 3], 16000)
     off = animator.animate(clip, topology.template, fps=30, upper_face=False)
     assert off.upper_face is None
-    # today's output: S2D of S2L, mapped to the head, nothing else
-    lmk = animator.landmark_displacements(_samples(clip), 30.0)
-    today = np.concatenate([animator.s2d(lmk[i:i + 32]) for i in range(0, len(lmk), 32)])
+    # today's output: S2D of S2L, mapped to the head (and gated in silence), nothing else
+    job = animator.prepare(clip, topology.template, 30.0)
+    lmk = animator.landmark_track(job)
+    today = animator.decode(job, lmk, np.arange(len(lmk)))
     np.testing.assert_allclose(off.displacements, today, atol=1e-6)
     on = animator.animate(clip, topology.template, fps=30, seed=1)
     track = on.upper_face
@@ -217,7 +218,7 @@ def test_pipeline_option_is_additive(animator, topology, speech16k):
     np.testing.assert_array_equal(on.displacements, again.displacements)
     streamed = np.concatenate([b for _, b in animator.stream(clip, topology.template, fps=30, seed=1)])
     np.testing.assert_allclose(streamed, on.displacements, atol=1e-7)
-    alone = animator.upper_face_track(clip, topology.template, fps=30, seed=1)
+    alone = animator.upper_face_track(job, seed=1)
     np.testing.assert_array_equal(alone.weights, track.weights)
 
 

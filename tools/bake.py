@@ -5,13 +5,12 @@
     python tools/bake.py --blend shot.blend --object Head --audio line.wav --start-frame 101 --out shot_lips.blend
 
 The output .blend holds the head with its shape-key animation and the sound strip starting on
-the same frame (audio packed unless --no-pack-audio). Exit status 1 with one "error:" line on
-bad input; nothing is written then.
+the same frame (audio packed unless --no-pack-audio). On failure: one "error:" line, exit
+status 1 (bad input), 2 (bad usage) or 130 (interrupted); nothing is written then.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,9 +22,9 @@ from tools.blender_entry import require_bpy  # noqa: E402
 require_bpy(__file__)
 
 
-def parser() -> argparse.ArgumentParser:
+def parser():
     from blender_addon import headless
-    ap = argparse.ArgumentParser(prog="bake.py", description=__doc__.split("\n\n")[0],
+    ap = headless.ArgumentParser(prog="bake.py", description=__doc__.split("\n\n")[0],
                                  epilog="Run under Blender as: blender -b -P tools/bake.py -- ARGS")
     src = ap.add_argument_group("head")
     src.add_argument("--mesh", default="", help="FLAME-topology head as .ply or .obj")
@@ -40,18 +39,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from blender_addon import headless
-    from blender_addon.engine import errors
     args = parser().parse_args(headless.script_args(argv))
     if not args.out.lower().endswith(".blend"):
         headless.fail(f"--out must be a .blend file, got {args.out}")
     if bool(args.mesh) == bool(args.blend):
         headless.fail("give exactly one of --mesh (OBJ/PLY) or --blend (with --object)")
-    try:
-        result = headless.bake_file(
-            args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
-            blend=args.blend, object_name=args.object, take=args.take, **headless.settings_from(args))
-    except errors.SpeechToFaceError as exc:
-        headless.fail(str(exc))
+    if args.object and not args.blend:
+        headless.fail("--object names a head inside --blend; with --mesh leave it out")
+    result = headless.bake_file(
+        args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
+        blend=args.blend, object_name=args.object, take=args.take, **headless.settings_from(args))
     for w in result.warnings:
         print(f"warning: {w}")
     print(result.summary())
@@ -61,6 +58,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    from blender_addon import headless as _headless
+    code = _headless.run_main(main)
     sys.stdout.flush()
     sys.exit(code)

@@ -36,9 +36,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".op
 DEFAULT_HEAD = os.path.join(ROOT, "core", "assets", "heads", "sample_neutral.ply")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser():
     from blender_addon import headless
-    ap = argparse.ArgumentParser(prog="batch_bake.py", description=__doc__.split("\n\n")[0],
+    ap = headless.ArgumentParser(prog="batch_bake.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("input", help="folder of audio files, or a .csv/.json manifest")
@@ -46,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--out-dir", default="", help="one .blend per item here (default: <input>_baked)")
     ap.add_argument("--takes", default="", metavar="FILE.blend",
                     help="instead: all clips on one head in this .blend, one Action per clip")
+    ap.add_argument("--object", default="", help="--takes into an existing .blend: the head's name in it")
     ap.add_argument("--force", action="store_true", help="redo items whose output already exists")
     headless.add_bake_options(ap)
     return ap
@@ -54,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
 def _name(text: str) -> str:
     from blender_addon import bake
     return bake.take_name(text)
+
+
+FIELDS = ("audio", "name", "mesh", "blend", "object", "out", "fps", "start_frame", "mode", "intensity")
+TEXT_FIELDS = ("audio", "name", "mesh", "blend", "object", "out", "mode")
 
 
 def read_items(source: str) -> list[dict]:
@@ -69,34 +74,65 @@ def read_items(source: str) -> list[dict]:
     base = os.path.dirname(os.path.abspath(source))
     try:
         if source.lower().endswith(".json"):
-            with open(source, encoding="utf-8") as fh:
+            with open(source, encoding="utf-8-sig") as fh:
                 data = json.load(fh)
-            rows = data.get("items", []) if isinstance(data, dict) else data
+            if isinstance(data, dict):
+                if "items" not in data:
+                    headless.fail(f"{source}: a JSON manifest is a list of items or an object with \"items\" "
+                                  f"(found keys: {', '.join(map(str, data)) or 'none'})")
+                data = data["items"]
+            if not isinstance(data, list):
+                headless.fail(f"{source}: the items must be a JSON list, got {type(data).__name__}")
+            rows = data
         elif source.lower().endswith(".csv"):
-            with open(source, newline="", encoding="utf-8") as fh:
+            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+            with open(source, newline="", encoding="utf-8-sig") as fh:
                 rows = list(csv.DictReader(fh))
         else:
             headless.fail(f"{source}: give a folder, a .csv or a .json manifest")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, csv.Error) as exc:
         headless.fail(f"cannot read manifest {source}: {exc}")
+    if not rows:
+        headless.fail(f"{source}: the manifest has no items")
     items = []
     for i, row in enumerate(rows, 1):
-        if not isinstance(row, dict) or not row.get("audio"):
-            headless.fail(f"{source}: item {i} has no 'audio'")
+        if not isinstance(row, dict):
+            headless.fail(f"{source}: item {i} is {json.dumps(row)}, not an object with an 'audio' field")
+        row = {str(k).strip(): v for k, v in row.items() if k is not None}
+        for key in TEXT_FIELDS:
+            if row.get(key) is not None and not isinstance(row[key], str):
+                headless.fail(f"{source}: item {i}: '{key}' must be text, got {json.dumps(row[key])}")
+        if not (row.get("audio") or "").strip():
+            headless.fail(f"{source}: item {i} has no 'audio' (columns: {', '.join(row) or 'none'})")
         item = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("audio", "mesh", "blend", "out"):
             if key in item and not os.path.isabs(item[key]):
                 item[key] = os.path.join(base, item[key])
         item["name"] = _name(item.get("name") or os.path.splitext(os.path.basename(item["audio"]))[0])
         items.append(item)
-    names = [it["name"] for it in items]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        headless.fail(f"{source}: duplicate item names {dupes} (outputs would collide): add a 'name' column")
     return items
 
 
+def check_collisions(items, out_dir: str, takes: bool) -> None:
+    """Two items writing one output (or one take) would silently drop one: say which, before baking."""
+    from blender_addon import headless
+    seen = {}
+    for item in items:
+        if takes:
+            target = item["name"]
+        else:
+            target = os.path.normcase(os.path.abspath(item.get("out") or os.path.join(out_dir, item["name"] + ".blend")))
+        key = target.lower()  # case-insensitive filesystems (macOS, Windows) collide too
+        if key in seen:
+            first = seen[key]
+            what = f"take '{target}'" if takes else target
+            headless.fail(f"{os.path.basename(first['audio'])} and {os.path.basename(item['audio'])} would both write "
+                          f"{what}: rename one (or give each a 'name' in a manifest)")
+        seen[key] = item
+
+
 def _item_settings(args, item) -> dict:
+    """Settings, fps and start frame of one item (its columns override the options); ValueError if bad."""
     from blender_addon import headless
     over = {}
     if "mode" in item:
@@ -105,8 +141,26 @@ def _item_settings(args, item) -> dict:
             raise ValueError(f"mode must be per-frame or compact, got {item['mode']}")
         over["mode"] = "COMPACT" if mode == "compact" else "PER_FRAME"
     if "intensity" in item:
-        over["intensity"] = float(item["intensity"])
-    return headless.settings_from(args, **over)
+        over["intensity"] = _number(item, "intensity")
+    settings = headless.settings_from(args, **over)
+    fps = _number(item, "fps") if "fps" in item else args.fps
+    start_frame = _number(item, "start_frame") if "start_frame" in item else args.start_frame
+    headless.check_settings(fps=fps, intensity=settings["intensity"], tolerance_mm=settings["tolerance_mm"],
+                            start_frame=start_frame, mode=settings["mode"])
+    return settings, fps, start_frame
+
+
+def _number(item, key) -> float:
+    value = item[key]
+    if isinstance(value, bool):
+        raise ValueError(f"'{key}' must be a number, got {json.dumps(value)}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{key}' must be a number, got {json.dumps(value)}") from None
+
+
+ITEM_ERRORS = (ValueError, RuntimeError, OSError)   # plus SpeechToFaceError: the item fails, the batch goes on
 
 
 def run_outputs(args, items) -> list[dict]:
@@ -123,12 +177,14 @@ def run_outputs(args, items) -> list[dict]:
             continue
         t0 = time.perf_counter()
         try:
+            if not out.lower().endswith(".blend"):
+                raise ValueError(f"'out' must be a .blend file, got {out}")
+            settings, fps, start_frame = _item_settings(args, item)
             result = headless.bake_file(
                 args, item.get("mesh") or args.mesh or DEFAULT_HEAD, os.path.abspath(item["audio"]), out,
-                fps=float(item["fps"]) if "fps" in item else args.fps,
-                start_frame=int(item.get("start_frame", args.start_frame)),
-                blend=item.get("blend", ""), object_name=item.get("object", ""), **_item_settings(args, item))
-        except (errors.SpeechToFaceError, ValueError, RuntimeError) as exc:
+                fps=fps, start_frame=start_frame,
+                blend=item.get("blend", ""), object_name=item.get("object", ""), **settings)
+        except (errors.SpeechToFaceError, *ITEM_ERRORS) as exc:
             print(f"{tag}: FAILED: {exc}", flush=True)
             report.append({"name": item["name"], "status": "failed", "error": str(exc), "audio": item["audio"]})
             continue
@@ -142,17 +198,22 @@ def run_outputs(args, items) -> list[dict]:
 
 def run_takes(args, items) -> list[dict]:
     """All clips as takes on one head in one .blend (one Action per clip)."""
-    import bpy
     from blender_addon import api, bake, headless
     from blender_addon.engine import errors
     out = os.path.abspath(args.takes)
-    if os.path.isfile(out) and not args.force:
-        scene = headless.open_blend(out)
-        obj = headless.pick_object("")
-    else:
-        scene = headless.new_scene()
-        obj = api.load_head(args.mesh or DEFAULT_HEAD)
-        api.set_fps(scene, args.fps or 30.0)
+    try:
+        headless.check_writable(out, "--takes")
+        if os.path.isfile(out) and not args.force:
+            scene = headless.open_blend(out)
+            obj = headless.pick_object(args.object)
+        else:
+            if args.object:
+                raise errors.SpeechToFaceError(f"--object names a head inside the existing {out}; it is not there yet.")
+            scene = headless.new_scene()
+            obj = api.load_head(args.mesh or DEFAULT_HEAD)
+            api.set_fps(scene, args.fps or 30.0)
+    except errors.SpeechToFaceError as exc:
+        headless.fail(str(exc))
     report = []
     for i, item in enumerate(items, 1):
         tag = f"[{i}/{len(items)}] {item['name']}"
@@ -162,10 +223,12 @@ def run_takes(args, items) -> list[dict]:
             continue
         t0 = time.perf_counter()
         try:
+            settings, _fps, start_frame = _item_settings(args, item)
             result = api.bake_one_take(obj, os.path.abspath(item["audio"]), scene=scene,
-                                       start_frame=int(item.get("start_frame", args.start_frame)),
-                                       take=item["name"], **_item_settings(args, item))
-        except (errors.SpeechToFaceError, ValueError) as exc:
+                                       start_frame=int(start_frame), take=item["name"], **settings)
+            # Save after every clip: an interrupted batch keeps what it finished.
+            headless.save_blend(out, compress=args.compress, pack_audio=not args.no_pack_audio)
+        except (errors.SpeechToFaceError, *ITEM_ERRORS) as exc:
             print(f"{tag}: FAILED: {exc}", flush=True)
             report.append({"name": item["name"], "status": "failed", "error": str(exc), "audio": item["audio"]})
             continue
@@ -174,10 +237,6 @@ def run_takes(args, items) -> list[dict]:
         print(f"{tag}: ok, {result.frames} frames -> Action '{action}' ({dt:.1f} s)", flush=True)
         report.append({"name": item["name"], "status": "ok", "out": out, "action": action,
                        "frames": result.frames, "seconds": round(dt, 3), "trained": result.trained})
-        # Save after every clip: an interrupted batch keeps what it finished.
-        headless.save_blend(out, compress=args.compress, pack_audio=not args.no_pack_audio)
-    if not bpy.data.filepath and any(r["status"] == "ok" for r in report):
-        headless.save_blend(out, compress=args.compress, pack_audio=not args.no_pack_audio)
     return report
 
 
@@ -187,14 +246,19 @@ def main(argv=None) -> int:
     if args.takes and not args.takes.lower().endswith(".blend"):
         headless.fail(f"--takes must name a .blend file, got {args.takes}")
     items = read_items(args.input)
+    check_collisions(items, args.out_dir or (os.path.normpath(args.input) + "_baked"), bool(args.takes))
+    summary_dir = os.path.dirname(os.path.abspath(args.takes)) if args.takes else (
+        args.out_dir or (os.path.normpath(args.input) + "_baked"))
+    summary_path = os.path.join(summary_dir, "batch_summary.json")
+    headless.check_writable(summary_path, "the batch summary")
     print(f"batch: {len(items)} item(s) from {args.input}", flush=True)
     report = run_takes(args, items) if args.takes else run_outputs(args, items)
     counts = {s: sum(r["status"] == s for r in report) for s in ("ok", "skipped", "failed")}
-    summary_dir = os.path.dirname(os.path.abspath(args.takes)) if args.takes else (
-        args.out_dir or (os.path.normpath(args.input) + "_baked"))
     os.makedirs(summary_dir, exist_ok=True)
-    with open(os.path.join(summary_dir, "batch_summary.json"), "w", encoding="utf-8") as fh:
+    tmp = summary_path + f".{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"input": os.path.abspath(args.input), **counts, "items": report}, fh, indent=2)
+    os.replace(tmp, summary_path)
     print(f"batch done: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed", flush=True)
     for r in report:
         if r["status"] == "failed":
@@ -205,6 +269,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
+    from blender_addon import headless as _headless
+    code = _headless.run_main(main, interrupted="interrupted (finished items are kept; the item in progress "
+                                                "was not written)")
     sys.stdout.flush()
     sys.exit(code)
