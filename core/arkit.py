@@ -59,7 +59,7 @@ BASIS_PATH = flame.ASSETS / "arkit_basis.npz"
 SMOOTHNESS = 0.02     # lam relative to the median shape energy
 RIDGE = 1e-4          # mu, same scale
 SPARSITY = 1e-3       # eta, same scale
-ITERATIONS = 400
+ITERATIONS = 150
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,12 @@ def load_basis(path: str | None = None) -> Basis:
 def _normal_equations(path: str | None = None):
     """Gram matrix G (K, K) and the weighted basis (K, 3V) in millimetres."""
     b = load_basis(path)
-    flat = b.fields.reshape(len(b.names), -1).astype(np.float64) * 1000.0
-    weighted = flat * np.repeat(b.vertex_weights.astype(np.float64), 3)[None]
-    return weighted @ flat.T, weighted.astype(np.float32)
+    # only the vertices some shape moves enter the right-hand side
+    used = np.flatnonzero(np.abs(b.fields).max(axis=(0, 2)) > 0)
+    flat = b.fields[:, used].reshape(len(b.names), -1).astype(np.float64) * 1000.0
+    weighted = flat * np.repeat(b.vertex_weights[used].astype(np.float64), 3)[None]
+    # the data arrive in metres: fold the 1000 into the weighted basis
+    return weighted @ flat.T, (weighted * 1000.0).astype(np.float32), used
 
 
 def dense(weights: np.ndarray, basis: Basis | None = None) -> np.ndarray:
@@ -109,12 +112,11 @@ def solve(displacements: np.ndarray, *, smoothness: float = SMOOTHNESS, sparsity
     d = np.asarray(displacements)
     if d.ndim != 3 or d.shape[1:] != (flame.NUM_VERTICES, 3):
         raise ValueError(f"expected displacements of shape (frames, {flame.NUM_VERTICES}, 3), got {d.shape}")
-    G, weighted = _normal_equations()
+    G, weighted, used = _normal_equations()
     T, K = len(d), len(G)
     if T == 0:
         return np.zeros((0, K), np.float32)
-    rhs = (d.reshape(T, -1).astype(np.float32) * 1000.0) @ weighted.T     # (T, K)
-    rhs = rhs.astype(np.float64)
+    rhs = (np.asarray(d[:, used], np.float32).reshape(T, -1) @ weighted.T).astype(np.float64)   # (T, K)
     scale = float(np.median(np.diag(G)[np.diag(G) > 0]))
     lam, mu, eta = smoothness * scale, RIDGE * scale, sparsity * scale
     H = G + mu * np.eye(K)
