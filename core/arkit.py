@@ -157,6 +157,15 @@ def solve(displacements: np.ndarray, *, smoothness: float = SMOOTHNESS, sparsity
     return np.clip(u * s, 0.0, 1.0).astype(np.float32)
 
 
+def weights_from_audio(animator, audio, fps: float = 30.0, *, sample_rate: int | None = None,
+                       expression=None, **solve_options) -> np.ndarray:
+    """Speech -> (T, 52) ARKit weights: the networks animate the FLAME template itself (so the
+    motion is in the template frame, whatever the character), then ``solve``."""
+    anim = animator.animate(audio, flame.load_topology().template, fps, sample_rate=sample_rate,
+                            expression=expression)
+    return solve(anim.displacements, **solve_options)
+
+
 # ---- names on other rigs -------------------------------------------------------------------
 
 def _canonical(name: str) -> str:

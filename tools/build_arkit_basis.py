@@ -233,11 +233,11 @@ def solve_weights(basis: np.ndarray) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def contact_sheet(template, basis, path, size=150, cols=9):
+def contact_sheet(template, basis, path, size=160, cols=9):
     from core.corpus.raster import label, render, write_png
     topo = load_topology()
     L = topo.landmarks(template)
-    centre = np.array([L[27, 0], 0.5 * (L[19, 1] + L[8, 1]), 0.0])
+    centre = np.array([L[27, 0], 0.5 * (L[19, 1] + 0.02 + L[8, 1]), 0.0])   # brows to chin
     names = ["neutral"] + list(arkit.NAMES)
     fields = np.concatenate([np.zeros((1,) + basis.shape[1:], np.float32), basis])
     rows = (len(names) + cols - 1) // cols
@@ -246,7 +246,7 @@ def contact_sheet(template, basis, path, size=150, cols=9):
         # tinted by how far each vertex moves (orange = 4 mm or more): millimetre shapes show
         heat = np.clip(np.linalg.norm(d, axis=1) / 0.004, 0, 1)[:, None]
         colors = (1 - heat) * 0.85 + heat * np.array([1.0, 0.55, 0.1])
-        img = render(template + d, topo.faces, "front", size=size, center=centre, extent=0.15, colors=colors)
+        img = render(template + d, topo.faces, "front", size=size, center=centre, extent=0.175, colors=colors)
         label(img, name[:18])
         r, c = divmod(i, cols)
         sheet[r * size:(r + 1) * size, c * size:(c + 1) * size] = img
