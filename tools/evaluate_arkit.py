@@ -1,7 +1,8 @@
 """Evaluate the ARKit-52 output on held-out synthetic speech -> docs/eval/arkit.json and .md.
 
 Held-out speech: the corpus catalogue's *test* espeak voices speaking test-split sentences
-(neither voice nor sentence is in training). For each utterance:
+(neither voice nor sentence is in training), each with 0.8 s of silence before and after it.
+For each utterance:
 
 * teacher  = the articulation teacher (core.corpus.articulation) on the template identity;
 * dense    = the shipped networks (core.pipeline.Animator) on the utterance's audio;
@@ -32,12 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from core import arkit, lip_aperture, metrics  # noqa: E402
 from core.corpus import articulation, deformers, generate, texts  # noqa: E402
-from core.corpus.engines import get_engine  # noqa: E402
+from core.corpus.engines import Phone, Synthesis, get_engine  # noqa: E402
 from core.flame import load_topology  # noqa: E402
 from core.meshio import read_mesh  # noqa: E402
 
 FPS = 30.0
 SEALED_MM = 0.5
+PAD_SECONDS = 0.8
 
 
 def held_out_utterances(voices: int, sentences: int):
@@ -50,7 +52,16 @@ def held_out_utterances(voices: int, sentences: int):
         for text in pool[:sentences]:
             syn = engine.synthesize(voice.spec, text)
             if syn is not None and 0.5 < syn.duration < 12 and sum(1 for p in syn.phones if p.ipa) >= 3:
-                yield voice, syn
+                yield voice, padded(syn)
+
+
+def padded(syn, seconds: float = PAD_SECONDS):
+    """The utterance with digital silence before and after it (a pause phone in the timing), so
+    every clip has frames where the teacher is at rest."""
+    pad = np.zeros(int(round(seconds * 16000)), np.float32)
+    phones = ([Phone(0.0, seconds, "")] + [Phone(p.start + seconds, p.end + seconds, p.ipa) for p in syn.phones]
+              + [Phone(syn.duration + seconds, syn.duration + 2 * seconds, "")])
+    return Synthesis(np.concatenate([pad, syn.audio, pad]), phones, syn.text)
 
 
 def bilabial_minima(vertices, phones):
@@ -168,7 +179,8 @@ def main(argv=None) -> int:
         "",
         f"Made by `python tools/evaluate_arkit.py --voices {args.voices} --sentences {args.sentences}`: "
         f"{len(rows)} utterances ({result['frames']} frames at {FPS:g} fps) from the corpus catalogue's test espeak "
-        "voices on test-split sentences, teacher on the template identity.",
+        "voices on test-split sentences (0.8 s of silence added before and after each), "
+        "teacher on the template identity.",
         f"Dense output: {animator.describe()}.",
         "",
         "| lip LE (mm, frame-weighted mean) | value |", "|---|---|",
