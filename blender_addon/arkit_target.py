@@ -124,3 +124,23 @@ def report(record: dict) -> str:
     missing = record["missing"]
     tail = "" if not missing else f"; missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}"
     return f"keyed {n} of {arkit.COUNT} ARKit shapes{tail}"
+
+
+def bake(objects, audio, *, animator, fps: float, start_frame: int = 1, sample_rate=None,
+         csv_path: str = "", json_path: str = "", expression=None) -> dict:
+    """Speech -> ARKit weights (core) -> keys on every mesh among ``objects`` that has ARKit-named
+    shape keys, plus the optional Live Link Face CSV and JSON files. Raises one clear error
+    (and changes nothing) when none of the objects can take the weights."""
+    targets = arkit_objects(objects)
+    if not targets and not (csv_path or json_path):
+        problems = [target_problem(o) for o in objects] or ["No objects selected."]
+        raise errors.SpeechToFaceError(problems[0] if len(problems) == 1 else
+                                       "None of the selected objects has ARKit-named shape keys: "
+                                       + " ".join(problems))
+    weights = arkit.weights_from_audio(animator, audio, fps, sample_rate=sample_rate, expression=expression)
+    records = {o.name: write_weights(o, weights, start_frame=start_frame) for o in targets}
+    if csv_path:
+        arkit.write_live_link_csv(csv_path, weights, fps)
+    if json_path:
+        arkit.write_json(json_path, weights, fps)
+    return {"weights": weights, "objects": records, "csv": csv_path, "json": json_path}

@@ -60,6 +60,7 @@ SMOOTHNESS = 0.02     # lam relative to the median shape energy
 RIDGE = 1e-4          # mu, same scale
 SPARSITY = 1e-3       # eta, same scale
 ITERATIONS = 150
+CLOSURE_WEIGHT = 20.0  # per lip contact pair's vertical gap, against a_v per vertex coordinate
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Basis:
     names: tuple
     fields: np.ndarray          # (52, 5023, 3) float32, metres, at weight 1
     vertex_weights: np.ndarray  # (5023,) float32: a_v of the data term
+    contact_pairs: np.ndarray   # (P, 2) upper / lower lip vertices that touch at rest
 
     def dense(self, weights: np.ndarray) -> np.ndarray:
         """(T, 52) weights -> (T, 5023, 3) displacements (metres)."""
@@ -86,19 +88,38 @@ def load_basis(path: str | None = None) -> Basis:
         if names != NAMES:
             raise ValueError(f"ARKit basis {p} does not hold the 52 ARKit names in Apple's order")
         return Basis(names=names, fields=data["basis"].astype(np.float32),
-                     vertex_weights=data["vertex_weights"].astype(np.float32))
+                     vertex_weights=data["vertex_weights"].astype(np.float32),
+                     contact_pairs=data["contact_pairs"].astype(np.int64))
 
 
 @lru_cache(maxsize=2)
 def _normal_equations(path: str | None = None):
-    """Gram matrix G (K, K) and the weighted basis (K, 3V) in millimetres."""
+    """Gram matrix G (K, K), the weighted basis (K, 3V') and the vertices V' it reads.
+
+    Besides the vertex positions, the vertical gap at each lip contact pair is a data term of
+    its own (weight CLOSURE_WEIGHT): a closure is a sub-millimetre property that a small
+    position error elsewhere on the lips must not trade away."""
     b = load_basis(path)
     # only the vertices some shape moves enter the right-hand side
     used = np.flatnonzero(np.abs(b.fields).max(axis=(0, 2)) > 0)
-    flat = b.fields[:, used].reshape(len(b.names), -1).astype(np.float64) * 1000.0
-    weighted = flat * np.repeat(b.vertex_weights[used].astype(np.float64), 3)[None]
+    fields = b.fields[:, used].astype(np.float64) * 1000.0              # mm
+    a = b.vertex_weights[used].astype(np.float64)
+    pos = np.searchsorted(used, b.contact_pairs)                         # pairs in the used set
+    assert np.array_equal(used[pos], b.contact_pairs), "lip contact pairs must move in the basis"
+    J = fields[:, pos[:, 0], 1] - fields[:, pos[:, 1], 1]                # (K, P): gap = y(upper) - y(lower)
+    flat = fields.reshape(len(b.names), -1)
+    weighted = flat * np.repeat(a, 3)[None] + CLOSURE_WEIGHT * _gap_field(J, pos, len(used))
+    G = (flat * np.repeat(a, 3)[None]) @ flat.T + CLOSURE_WEIGHT * J @ J.T
     # the data arrive in metres: fold the 1000 into the weighted basis
-    return weighted @ flat.T, (weighted * 1000.0).astype(np.float32), used
+    return G, (weighted * 1000.0).astype(np.float32), used
+
+
+def _gap_field(J, pos, n):
+    """(K, 3n): the linear map d -> sum_p J[k, p] * (d_y(upper_p) - d_y(lower_p)) as a field."""
+    out = np.zeros((len(J), n, 3))
+    np.add.at(out, (slice(None), pos[:, 0], 1), J)
+    np.add.at(out, (slice(None), pos[:, 1], 1), -J)
+    return out.reshape(len(J), -1)
 
 
 def dense(weights: np.ndarray, basis: Basis | None = None) -> np.ndarray:

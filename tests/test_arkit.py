@@ -139,6 +139,14 @@ def test_match_prefers_exact_name():
     assert found == {"jawOpen": "jawOpen", "eyeBlinkLeft": "eyeBlink_L"}
 
 
+def test_weights_from_audio_runs_the_networks_on_the_template(tmp_path):
+    from core.pipeline import Animator
+    from tests.addon_helpers import NO_WEIGHTS, speechlike
+    animator = Animator.load(NO_WEIGHTS, "mel", allow_random=True)
+    w = arkit.weights_from_audio(animator, speechlike(1.0, 16000), 25, sample_rate=16000)
+    assert w.shape == (25, 52) and w.min() >= 0 and w.max() <= 1 and w.any()
+
+
 BPY_SCRIPT = textwrap.dedent("""
     import sys
     import bpy

@@ -261,7 +261,8 @@ def main(argv=None) -> int:
     template = read_mesh(ROOT / "core" / "assets" / "heads" / "template_neutral.ply")[0].astype(np.float64)
     basis = build(template)
     np.savez_compressed(args.out, names=np.array(arkit.NAMES), basis=basis.astype(np.float16),
-                        vertex_weights=solve_weights(basis))
+                        vertex_weights=solve_weights(basis),
+                        contact_pairs=deformers.template_fields().contact_pairs.astype(np.int32))
     peak = np.linalg.norm(basis, axis=-1).max(axis=1) * 1000
     for name, p in zip(arkit.NAMES, peak):
         print(f"{name:22s} peak {p:6.2f} mm")
