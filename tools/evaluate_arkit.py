@@ -82,6 +82,34 @@ def pause_frames(teacher):
     return np.linalg.norm(teacher, axis=-1).max(axis=1) < 5e-4
 
 
+def mouth_sheet(path, neutral, syn, teacher, dense, rebuilt, size=150):
+    from core.corpus.raster import label, render, write_png
+    topo = load_topology()
+    L = topo.landmarks(neutral)
+    centre = 0.5 * (L[48] + L[54]) + np.array([0, -0.006, 0])
+    n = len(teacher)
+    opening = lip_aperture.vertical_gap(topo.landmarks(teacher))
+    t = np.arange(n) / FPS
+    pbm = [s for s in articulation.segments_from_phones(syn.phones) if s.viseme == "PBM"]
+    picks = {int(np.argmax(opening))}
+    if pbm:
+        m = np.flatnonzero((t >= pbm[0].start) & (t < pbm[0].end))
+        if len(m):
+            picks.add(int(m[np.argmin(lip_aperture.aperture(neutral[None] + teacher[m]))]))
+    for f in np.linspace(0, n - 1, 8).astype(int)[1:-1]:
+        if len(picks) < 6:
+            picks.add(int(f))
+    frames = sorted(picks)
+    rows = []
+    for tag, motion in (("teacher", teacher), ("dense", dense), ("arkit", rebuilt)):
+        tiles = []
+        for f in frames:
+            img = render(neutral + motion[f], topo.faces, "front", size=size, center=centre, extent=0.075)
+            tiles.append(label(img, f"{tag} {f}"))
+        rows.append(np.concatenate(tiles, axis=1))
+    write_png(path, np.concatenate(rows, axis=0))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--voices", type=int, default=2)
@@ -98,6 +126,7 @@ def main(argv=None) -> int:
     basis = arkit.load_basis()
 
     rows, acc = [], {k: [] for k in ("teacher", "dense", "arkit_dense", "arkit_teacher")}
+    preview = None
     le = {k: [] for k in ("dense_vs_teacher", "arkit_dense_vs_teacher", "arkit_dense_vs_dense",
                           "arkit_teacher_vs_teacher")}
     silence_max, clips, solve_s = [], [], 0.0
@@ -122,6 +151,8 @@ def main(argv=None) -> int:
             le[k].append((v, n))
         for k, disp in (("teacher", teacher), ("dense", dense), ("arkit_dense", rebuilt), ("arkit_teacher", rebuilt_t)):
             acc[k] += bilabial_minima(neutral[None] + disp, syn.phones)
+        if preview is None:
+            preview = (syn, teacher, dense, rebuilt)
         rest = pause_frames(teacher)
         if rest.any():
             silence_max.append((float(w_teacher[rest].max()), float(w_dense[rest].max()), int(rest.sum())))
@@ -153,6 +184,11 @@ def main(argv=None) -> int:
                "max_weight_on_zero_motion": float(arkit.solve(np.zeros((10, 5023, 3), np.float32)).max())}
     le_frame_mean = {k: mean(v) for k, v in le.items()}
     ratio = le_frame_mean["arkit_dense_vs_teacher"] / le_frame_mean["dense_vs_teacher"]
+    dense_ap, arkit_ap = np.array(acc["dense"]), np.array(acc["arkit_dense"])
+    kept = {"dense_sealed": int((dense_ap <= SEALED_MM).sum()),
+            "still_sealed_after_arkit": int(((dense_ap <= SEALED_MM) & (arkit_ap <= SEALED_MM)).sum()),
+            "max_aperture_increase_mm": round(float((arkit_ap - dense_ap).max()), 3),
+            "median_aperture_change_mm": round(float(np.median(arkit_ap - dense_ap)), 3)}
     sealed = {k: {"bilabials": len(v), "sealed_share": round(float(np.mean(np.array(v) <= SEALED_MM)), 3) if v else None,
                   "median_min_aperture_mm": round(float(np.median(v)), 3) if v else None} for k, v in acc.items()}
     result = {
@@ -164,6 +200,7 @@ def main(argv=None) -> int:
         "le_within_1.2x": bool(ratio <= 1.2),
         "bilabial_min_aperture": sealed,
         "sealed_threshold_mm": SEALED_MM,
+        "dense_closures_kept": kept,
         "silence": silence,
         "solve_seconds_60s_clip_30fps": round(t_long, 3),
         "solver": {"smoothness": arkit.SMOOTHNESS, "sparsity": arkit.SPARSITY, "ridge": arkit.RIDGE,
@@ -198,8 +235,20 @@ def main(argv=None) -> int:
     for k, v in sealed.items():
         md.append(f"| {k} | {v['bilabials']} | {v['sealed_share']} | {v['median_min_aperture_mm']} |")
     md += ["",
+           f"Closures the dense output makes (<= {SEALED_MM} mm) that stay closed on the ARKit mesh: "
+           f"{kept['still_sealed_after_arkit']} of {kept['dense_sealed']}; aperture change at p/b/m, ARKit minus "
+           f"dense: median {kept['median_aperture_change_mm']} mm, largest {kept['max_aperture_increase_mm']} mm.",
+           "",
            "Silence: " + ", ".join(f"{k} = {v}" for k, v in silence.items()) + ".",
            f"Solver time for a 60 s clip at 30 fps (1800 frames): {t_long:.3f} s ({result['machine']}).", ""]
+    if preview is not None:
+        png = out.with_name(out.stem + "_mouth.png")
+        mouth_sheet(png, neutral, *preview)
+        md += [f"![teacher, dense and ARKit mouth]({png.name})",
+               "",
+               f"`{png.name}`: the first utterance's mouth at six frames (the widest opening, the "
+               "first p/b/m, and evenly spaced ones); rows: teacher, dense output, mesh rebuilt from the "
+               "52 weights solved from the dense output.", ""]
     out.with_suffix(".md").write_text("\n".join(md))
     print("\n".join(md))
     return 0
