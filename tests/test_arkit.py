@@ -147,6 +147,23 @@ def test_weights_from_audio_runs_the_networks_on_the_template(tmp_path):
     assert w.shape == (25, 52) and w.min() >= 0 and w.max() <= 1 and w.any()
 
 
+def test_export_tool_writes_both_files(tmp_path):
+    from tests.addon_helpers import NO_WEIGHTS, make_wav
+    wav = make_wav(tmp_path / "speech.wav", seconds=1.0, rate=16000)
+    done = subprocess.run([PYTHON, str(ROOT / "tools" / "export_arkit.py"), "--audio", str(wav), "--csv",
+                           str(tmp_path / "t.csv"), "--json", str(tmp_path / "t.json"), "--fps", "24",
+                           "--encoder", "mel", "--weights", NO_WEIGHTS, "--allow-random"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    w, fps = arkit.read_json(tmp_path / "t.json")
+    assert fps == 24 and w.shape == (24, 52)
+    assert len(list(csv.reader(open(tmp_path / "t.csv")))) == 25
+    bad = subprocess.run([PYTHON, str(ROOT / "tools" / "export_arkit.py"), "--audio", str(tmp_path / "none.wav"),
+                          "--csv", str(tmp_path / "x.csv"), "--encoder", "mel", "--weights", NO_WEIGHTS,
+                          "--allow-random"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.startswith("error:") and not (tmp_path / "x.csv").exists()
+
+
 BPY_SCRIPT = textwrap.dedent("""
     import sys
     import bpy
