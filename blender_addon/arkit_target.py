@@ -138,9 +138,36 @@ def bake(objects, audio, *, animator, fps: float, start_frame: int = 1, sample_r
                                        "None of the selected objects has ARKit-named shape keys: "
                                        + " ".join(problems))
     weights = arkit.weights_from_audio(animator, audio, fps, sample_rate=sample_rate, expression=expression)
-    records = {o.name: write_weights(o, weights, start_frame=start_frame) for o in targets}
+    # the files first: a path that cannot be written must not leave a half-done scene
     if csv_path:
         arkit.write_live_link_csv(csv_path, weights, fps)
     if json_path:
         arkit.write_json(json_path, weights, fps)
+    records = {o.name: write_weights(o, weights, start_frame=start_frame) for o in targets}
     return {"weights": weights, "objects": records, "csv": csv_path, "json": json_path}
+
+
+def add_basis_keys(obj, prefix: str = "") -> list:
+    """Give a FLAME-topology mesh the project's 52 ARKit shapes as shape keys named
+    ``prefix + ARKit name`` (tongueOut included, as an empty key): the head becomes an
+    ARKit-rigged character for this target and for other tools (glTF export keeps the keys).
+    Existing keys with those names are left alone and reported as skipped."""
+    from . import bake as flame_bake
+    neutral = flame_bake.check_target(obj)           # the FLAME checks, with their clear errors
+    fields = arkit.fields_for_head(neutral)
+    if obj.data.shape_keys is None:
+        obj.shape_key_add(name="Basis", from_mix=False)
+    key = obj.data.shape_keys
+    base = np.empty(len(obj.data.vertices) * 3, np.float32)
+    key.reference_key.data.foreach_get("co", base)
+    base = base.reshape(-1, 3)
+    added = []
+    for name, field in zip(arkit.NAMES, fields):
+        if key.key_blocks.get(prefix + name) is not None:
+            continue
+        kb = obj.shape_key_add(name=prefix + name, from_mix=False)
+        kb.relative_key = key.reference_key
+        kb.data.foreach_set("co", (base + field).astype(np.float32).ravel())
+        kb.value = 0.0
+        added.append(kb.name)
+    return added

@@ -127,6 +127,15 @@ def dense(weights: np.ndarray, basis: Basis | None = None) -> np.ndarray:
     return (basis or load_basis()).dense(weights)
 
 
+def fields_for_head(neutral_vertices, basis: Basis | None = None) -> np.ndarray:
+    """The 52 shapes (52, 5023, 3) in a FLAME-topology head's own frame (any units, pose): the
+    template-frame fields mapped through the head's similarity alignment, so a FLAME head can
+    carry the ARKit shapes as its own shape keys (and be exported as an ARKit-rigged character)."""
+    from . import alignment
+    sim = alignment.align_to_template(flame.validate_mesh(neutral_vertices, what="head"))
+    return sim.displacements_from_canonical((basis or load_basis()).fields).astype(np.float32)
+
+
 def solve(displacements: np.ndarray, *, smoothness: float = SMOOTHNESS, sparsity: float = SPARSITY,
           iterations: int = ITERATIONS, tolerance: float = 1e-5) -> np.ndarray:
     """(T, 5023, 3) template-frame displacements (metres) -> (T, 52) float32 weights in [0, 1]."""

@@ -220,6 +220,25 @@ BPY_SCRIPT = textwrap.dedent("""
     assert compat.assigned(key)[0] == bpy.data.actions["users_own"]
     assert not [a for a in bpy.data.actions if a.name.startswith("S2F_ARKit_")]
     print("REPORT", arkit_target.report(again))
+
+    # a FLAME head given the 52 shapes as its own keys: Blender's result equals core's inverse
+    from blender_addon import api
+    head = api.load_head({head!r}, name="Character")
+    head.scale = (0.01, 0.01, 0.01)              # object transforms do not matter (local space)
+    added = arkit_target.add_basis_keys(head, prefix="ARKit_")
+    assert len(added) == 52 and arkit_target.add_basis_keys(head, prefix="ARKit_") == []
+    rec = arkit_target.write_weights(head, w, start_frame=1)
+    assert len(rec["found"]) == 52
+    bpy.context.scene.frame_set(4)
+    mesh = head.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    got = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", got)
+    from blender_addon import bake
+    rest = bake.neutral_vertices(head)
+    want = rest + np.tensordot(w[3], arkit.fields_for_head(rest), axes=(0, 0))
+    err = np.abs(got.reshape(-1, 3) - want).max()
+    assert err < 1e-5, err
+    print("HEAD OK", err)
 """)
 
 
@@ -227,7 +246,7 @@ def test_blender_keys_only_arkit_named_keys(tmp_path):
     if importlib.util.find_spec("bpy") is None:
         pytest.skip("bpy wheel not installed")
     script = tmp_path / "arkit_bpy.py"
-    script.write_text(BPY_SCRIPT.format(root=str(ROOT)))
+    script.write_text(BPY_SCRIPT.format(root=str(ROOT), head=str(ROOT / "core" / "assets" / "heads" / "sample_neutral.ply")))
     done = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    assert "REPORT keyed 4 of 52 ARKit shapes; missing:" in done.stdout
+    assert "REPORT keyed 4 of 52 ARKit shapes; missing:" in done.stdout and "HEAD OK" in done.stdout
