@@ -239,6 +239,24 @@ BPY_SCRIPT = textwrap.dedent("""
     err = np.abs(got.reshape(-1, 3) - want).max()
     assert err < 1e-5, err
     print("HEAD OK", err)
+
+    # glTF keeps the shape keys and their animation (round trip through Blender's exporter)
+    for o in bpy.context.view_layer.objects:
+        o.select_set(o == head)
+    bpy.context.view_layer.objects.active = head
+    assert bpy.ops.export_scene.gltf(filepath={glb!r}, use_selection=True, export_morph=True,
+                                     export_animations=True) == {{"FINISHED"}}
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.ops.import_scene.gltf(filepath={glb!r}) == {{"FINISHED"}}
+    back = next(o for o in bpy.data.objects if o.type == "MESH")
+    names = [kb.name for kb in back.data.shape_keys.key_blocks]
+    assert arkit.match_shape_keys(names).keys() == set(arkit.NAMES), names[:5]
+    for i in (1, 3, 5):
+        bpy.context.scene.frame_set(1 + i)
+        for name in ("jawOpen", "mouthClose", "eyeBlinkLeft", "mouthSmileRight"):
+            got = back.data.shape_keys.key_blocks["ARKit_" + name].value
+            assert abs(got - w[i, arkit.NAMES.index(name)]) < 1e-3, (name, i, got)
+    print("GLTF OK")
 """)
 
 
@@ -246,7 +264,9 @@ def test_blender_keys_only_arkit_named_keys(tmp_path):
     if importlib.util.find_spec("bpy") is None:
         pytest.skip("bpy wheel not installed")
     script = tmp_path / "arkit_bpy.py"
-    script.write_text(BPY_SCRIPT.format(root=str(ROOT), head=str(ROOT / "core" / "assets" / "heads" / "sample_neutral.ply")))
+    script.write_text(BPY_SCRIPT.format(root=str(ROOT), head=str(ROOT / "core" / "assets" / "heads" / "sample_neutral.ply"),
+                                        glb=str(tmp_path / "character.glb")))
     done = subprocess.run([PYTHON, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "REPORT keyed 4 of 52 ARKit shapes; missing:" in done.stdout and "HEAD OK" in done.stdout
+    assert "GLTF OK" in done.stdout
