@@ -2,14 +2,17 @@
 
 The basis (core/assets/arkit_basis.npz, made by tools/build_arkit_basis.py, described in
 docs/arkit.md) holds the 52 ARKit shapes as displacement fields on the FLAME topology in the
-template frame (metres, at weight 1). Per frame t the weights w_t in [0, 1]^52 minimise
+template frame (metres, at weight 1). The weights W (T, 52) in [0, 1] minimise
 
-    sum_v a_v |sum_k w_tk B_k(v) - d_t(v)|^2  +  lam |w_t - w_{t-1}|^2  +  mu |w_t|^2  +  eta sum_k w_tk
+    1/2 sum_t sum_v a_v |sum_k w_tk B_k(v) - d_t(v)|^2  +  gamma/2 sum_t sum_p (gap_p(w_t) - gap_p(d_t))^2
+    + lam/2 sum_t |w_t - w_{t-1}|^2  +  mu/2 |W|^2  +  eta sum W
 
-(a_v: per-vertex weights stored with the basis, the lips heaviest). All frames are solved at
-once by projected accelerated gradient (FISTA with restarts) in diagonally scaled variables:
-the problem only needs the 52 x 52 Gram matrix and one (T, 52) right-hand side, so a minute
-of motion takes a fraction of a second. Rest frames (d = 0) give exactly zero weights.
+(a_v: per-vertex weights stored with the basis, the lips heaviest; gap_p: the vertical gap at
+the lip contact pairs, so closures are matched as such; lam: temporal smoothness). All frames
+are solved at once by projected accelerated gradient (FISTA with restarts) in diagonally
+scaled variables: the problem needs only the 52 x 52 Gram matrix and one (T, 52) right-hand
+side (one (T, 3V) x (3V, 52) product), then iterations on (T, 52) arrays. Zero motion gives
+exactly zero weights.
 
 Also: ARKit names on Blender shape keys (exact, case-insensitive, prefixed, _L/_R variants),
 Live Link Face CSV and JSON export. numpy only (runs inside stock Blender).
