@@ -77,6 +77,18 @@ def bilabial_minima(vertices, phones):
     return out
 
 
+SHAPES_AT_BILABIALS = ("jawOpen", "mouthClose", "mouthPress", "mouthRollLower")   # L + R summed
+
+
+def bilabial_frames(phones, n):
+    t = np.arange(n) / FPS
+    at = np.zeros(n, bool)
+    for s in articulation.segments_from_phones(phones):
+        if s.viseme == "PBM":
+            at |= (t >= s.start) & (t < s.end)
+    return at
+
+
 def pause_frames(teacher):
     """Frames where the teacher is (nearly) at rest: no vertex moved by more than 0.5 mm."""
     return np.linalg.norm(teacher, axis=-1).max(axis=1) < 5e-4
@@ -127,6 +139,7 @@ def main(argv=None) -> int:
 
     rows, acc = [], {k: [] for k in ("teacher", "dense", "arkit_dense", "arkit_teacher")}
     preview = None
+    shape_at = {src: {name: ([], []) for name in SHAPES_AT_BILABIALS} for src in ("dense", "teacher")}
     le = {k: [] for k in ("dense_vs_teacher", "arkit_dense_vs_teacher", "arkit_dense_vs_dense",
                           "arkit_teacher_vs_teacher")}
     silence_max, clips, solve_s = [], [], 0.0
@@ -151,6 +164,13 @@ def main(argv=None) -> int:
             le[k].append((v, n))
         for k, disp in (("teacher", teacher), ("dense", dense), ("arkit_dense", rebuilt), ("arkit_teacher", rebuilt_t)):
             acc[k] += bilabial_minima(neutral[None] + disp, syn.phones)
+        for src, w in (("dense", w_dense), ("teacher", w_teacher)):
+            at = bilabial_frames(syn.phones, n)
+            for name in SHAPES_AT_BILABIALS:
+                col = w[:, arkit.NAMES.index(name)] if name in arkit.NAMES else \
+                    w[:, arkit.NAMES.index(name + "Left")] + w[:, arkit.NAMES.index(name + "Right")]
+                shape_at[src][name][0].extend(col[at].tolist())
+                shape_at[src][name][1].extend(col[~at & ~pause_frames(teacher)].tolist())
         if preview is None:
             preview = (syn, teacher, dense, rebuilt)
         rest = pause_frames(teacher)
@@ -201,6 +221,9 @@ def main(argv=None) -> int:
         "bilabial_min_aperture": sealed,
         "sealed_threshold_mm": SEALED_MM,
         "dense_closures_kept": kept,
+        "mean_weight_at_bilabials_vs_other_speech": {
+            src: {name: [round(float(np.mean(a)), 3) if a else None, round(float(np.mean(b)), 3) if b else None]
+                  for name, (a, b) in d.items()} for src, d in shape_at.items()},
         "silence": silence,
         "solve_seconds_60s_clip_30fps": round(t_long, 3),
         "solver": {"smoothness": arkit.SMOOTHNESS, "sparsity": arkit.SPARSITY, "ridge": arkit.RIDGE,
@@ -238,6 +261,11 @@ def main(argv=None) -> int:
            f"Closures the dense output makes (<= {SEALED_MM} mm) that stay closed on the ARKit mesh: "
            f"{kept['still_sealed_after_arkit']} of {kept['dense_sealed']}; aperture change at p/b/m, ARKit minus "
            f"dense: median {kept['median_aperture_change_mm']} mm, largest {kept['max_aperture_increase_mm']} mm.",
+           "", "| mean weight at p/b/m frames / other speech frames | " + " | ".join(SHAPES_AT_BILABIALS) + " |",
+           "|---|" + "---|" * len(SHAPES_AT_BILABIALS)]
+    for src, per_shape in result["mean_weight_at_bilabials_vs_other_speech"].items():
+        md.append(f"| solved from {src} | " + " | ".join(f"{a} / {b}" for a, b in per_shape.values()) + " |")
+    md += ["(mouthPress: Left + Right.)",
            "",
            "Silence: " + ", ".join(f"{k} = {v}" for k, v in silence.items()) + ".",
            f"Solver time for a 60 s clip at 30 fps (1800 frames): {t_long:.3f} s ({result['machine']}).", ""]
