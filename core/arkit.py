@@ -97,7 +97,7 @@ def load_basis(path: str | None = None) -> Basis:
 
 @lru_cache(maxsize=2)
 def _normal_equations(path: str | None = None):
-    """Gram matrix G (K, K), the weighted basis (K, 3V') and the vertices V' it reads.
+    """Gram matrix G (K, K) and the weighted basis, transposed (3V, K).
 
     Besides the vertex positions, the vertical gap at each lip contact pair is a data term of
     its own (weight CLOSURE_WEIGHT): a closure is a sub-millimetre property that a small
@@ -113,8 +113,12 @@ def _normal_equations(path: str | None = None):
     flat = fields.reshape(len(b.names), -1)
     weighted = flat * np.repeat(a, 3)[None] + CLOSURE_WEIGHT * _gap_field(J, pos, len(used))
     G = (flat * np.repeat(a, 3)[None]) @ flat.T + CLOSURE_WEIGHT * J @ J.T
-    # the data arrive in metres: fold the 1000 into the weighted basis
-    return G, (weighted * 1000.0).astype(np.float32), used
+    # the data arrive in metres: fold the 1000 into the weighted basis; laid out over all vertices
+    # (zeros where nothing moves) and transposed, because gathering the used vertices out of a
+    # (T, V, 3) array costs more than the product itself
+    full = np.zeros((len(b.names), flame.NUM_VERTICES, 3), np.float32)
+    full[:, used] = (weighted * 1000.0).reshape(len(b.names), len(used), 3)
+    return G, np.ascontiguousarray(full.reshape(len(b.names), -1).T)
 
 
 def _gap_field(J, pos, n):
@@ -145,11 +149,11 @@ def solve(displacements: np.ndarray, *, smoothness: float = SMOOTHNESS, sparsity
     d = np.asarray(displacements)
     if d.ndim != 3 or d.shape[1:] != (flame.NUM_VERTICES, 3):
         raise ValueError(f"expected displacements of shape (frames, {flame.NUM_VERTICES}, 3), got {d.shape}")
-    G, weighted, used = _normal_equations()
+    G, weighted_t = _normal_equations()
     T, K = len(d), len(G)
     if T == 0:
         return np.zeros((0, K), np.float32)
-    rhs = (np.asarray(d[:, used], np.float32).reshape(T, -1) @ weighted.T).astype(np.float64)   # (T, K)
+    rhs = (np.asarray(d, np.float32).reshape(T, -1) @ weighted_t).astype(np.float64)   # (T, K)
     scale = float(np.median(np.diag(G)[np.diag(G) > 0]))
     lam, mu, eta = smoothness * scale, RIDGE * scale, sparsity * scale
     H = G + mu * np.eye(K)
@@ -161,31 +165,35 @@ def solve(displacements: np.ndarray, *, smoothness: float = SMOOTHNESS, sparsity
     upper = np.sqrt(p)
     rhs_s = (rhs - eta) * s[None, :]
 
+    # float32 from here: the iterations only need ~1e-4 in the weights
+    Hs, rhs_s, upper = Hs.astype(np.float32), rhs_s.astype(np.float32), upper.astype(np.float32)
+    smooth = (lam * s * s).astype(np.float32) if T > 1 else None   # time Laplacian, column-scaled
+
     def grad(u):
-        g = u @ Hs - rhs_s
-        if T > 1 and lam > 0:
-            w = u * s
-            lap = np.zeros_like(w)
-            diff = w[1:] - w[:-1]
-            lap[:-1] -= diff
-            lap[1:] += diff
-            g += lam * lap * s
+        g = u @ Hs
+        g -= rhs_s
+        if smooth is not None:
+            diff = np.diff(u, axis=0)
+            g[:-1] -= diff * smooth
+            g[1:] += diff * smooth
         return g
 
     # warm start: every frame on its own, unconstrained, then clipped into the box
     w0 = np.clip(np.linalg.solve(H, (rhs - eta).T).T, 0.0, 1.0)
-    u = w0 / s
+    u = (w0 / s).astype(np.float32)
     y, t_mom = u.copy(), 1.0
+    step = np.float32(step)
     for _ in range(iterations):
-        u_new = np.clip(y - step * grad(y), 0.0, upper)
-        change = np.abs(u_new - u).max() * s.max()
+        u_new = y - step * grad(y)
+        np.clip(u_new, 0.0, upper, out=u_new)
+        delta = u_new - u
         t_new = 0.5 * (1 + np.sqrt(1 + 4 * t_mom * t_mom))
-        if np.sum((y - u_new) * (u_new - u)) > 0:      # momentum points uphill: restart it
+        if np.vdot(y - u_new, delta) > 0:              # momentum points uphill: restart it
             t_new, y = 1.0, u_new
         else:
-            y = u_new + ((t_mom - 1) / t_new) * (u_new - u)
+            y = u_new + np.float32((t_mom - 1) / t_new) * delta
         u, t_mom = u_new, t_new
-        if change < tolerance:
+        if np.abs(delta).max() * s.max() < tolerance:
             break
     return np.clip(u * s, 0.0, 1.0).astype(np.float32)
 
