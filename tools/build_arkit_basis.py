@@ -136,6 +136,10 @@ def build(template: np.ndarray):
     # --- jaw and lip closure: the teacher's rigid jaw rotation at its widest opening ---------
     jaw = s * C["jaw_sin"] + c1 * C["jaw_cos"]
     out["jawOpen"] = jaw
+    # a blendshape moves along the chord: how far half a jawOpen is from the half-way rotation
+    half = np.sin(theta / 2) * C["jaw_sin"] + (1 - np.cos(theta / 2)) * C["jaw_cos"]
+    print(f"jawOpen: {np.degrees(theta):.1f} degree turn at weight 1; at weight 0.5 the linear shape is "
+          f"up to {np.linalg.norm(0.5 * jaw - half, axis=1).max() * 1000:.2f} mm off the true arc")
     out["mouthClose"] = s * C["close_sin"] + c1 * C["close_cos"]
     out["mouthFunnel"] = lip_gain * C["round"]
     out["mouthPucker"] = lip_gain * C["protrude"]
