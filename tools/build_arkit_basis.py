@@ -8,7 +8,8 @@ field (5023, 3) in the template frame, metres, at weight 1, on the template iden
   upper_raise, lower_tuck, press, smile, corner_down and the five upper-face expression fields),
   left / right shapes split with a smooth 20 mm ramp across the midline so that
   Left + Right == the whole field;
-* the rest are simple procedural fields (eyelids rotated over the eyeball, eyeball rotations,
+* eyeBlink is the upper-face layer's blink (core.upper_face: the lids travel over the eyeball);
+* the rest are simple procedural fields (eyeball rotations,
   jaw sideways / forward, lips sideways, cheek puff, nose sneer, lip shrugs and rolls, dimples);
 * tongueOut is zero: FLAME has no tongue.
 
@@ -27,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import arkit  # noqa: E402
+from core import arkit, upper_face  # noqa: E402
 from core.corpus import articulation, deformers  # noqa: E402
 from core.corpus.deformers import smoothstep  # noqa: E402
 from core.flame import load_topology  # noqa: E402
@@ -76,39 +77,6 @@ def split(field, x, mid):
     return field * left, field * (1 - left)
 
 
-EYE_LANDMARKS = {"Left": ((42, 43, 44, 45), (42, 47, 46, 45)),     # (upper lid, lower lid)
-                 "Right": ((39, 38, 37, 36), (39, 40, 41, 36))}
-
-
-def blink_field(v, L, upper_idx, lower_idx, ball, skin):
-    """Upper lid rotated about the eyeball's centre (x axis) down onto the lower lid line.
-
-    FLAME's eyelids have no hole: the skin folds into the socket around the eyeball. Seen from
-    the eyeball's centre in the y-z plane, every point of the upper lid line (landmarks) turns
-    by the angle between it and the lower lid line at the same x; the lid skin above follows
-    with a weight fading to zero 12 mm above the line (the brow stays put), and no vertex is
-    turned past the lower lid line."""
-    c = v[ball].mean(0)
-    radius = np.linalg.norm(v[ball] - c, axis=1).max()
-    ang = lambda p: np.arctan2(p[..., 1] - c[1], p[..., 2] - c[2])  # noqa: E731  (up = +)
-    up, lo = L[list(upper_idx)], L[list(lower_idx)]
-    ou, ol = np.argsort(up[:, 0]), np.argsort(lo[:, 0])
-    x = v[:, 0]
-    phi_u = np.interp(x, up[ou, 0], ang(up)[ou])
-    phi_l = np.interp(x, lo[ol, 0], ang(lo)[ol])
-    y_u = np.interp(x, up[ou, 0], up[ou, 1])
-    phi = ang(v)
-    closing = np.maximum(phi_u - phi_l, 0.0)
-    x_lo, x_hi = up[:, 0].min(), up[:, 0].max()
-    # full closure over the middle of the eye, tapering to nothing at the corners
-    across = np.interp(x, [x_lo - 0.002, x_lo + 0.005, x_hi - 0.005, x_hi + 0.002], [0, 1, 1, 0])
-    height = v[:, 1] - y_u
-    near = (np.linalg.norm(v - c, axis=1) < radius + 0.008) & (v[:, 2] > c[2]) & skin
-    upper_side = phi > 0.5 * (phi_u + phi_l)
-    weight = (1 - smoothstep(height / 0.012)) * across * near * upper_side
-    turn = np.minimum(closing * weight, np.maximum(phi - phi_l, 0.0))
-    # a positive angle about +x takes points in front of the centre downwards
-    return rotate_about(v, c, "x", turn), c
 
 
 def build(template: np.ndarray):
@@ -126,8 +94,8 @@ def build(template: np.ndarray):
     lip_gain = articulation.MAX_LIP              # weight 1 = the teacher's strongest lip shape
     x = v[:, 0]
     mid = 0.5 * (L[48, 0] + L[54, 0])
-    skin = np.ones(n, bool)
-    skin[deformers.EYEBALLS] = False
+    skin = np.ones(n, bool)              # not the eyeballs
+    skin[EYEBALL_L] = skin[EYEBALL_R] = False
     out = {name: np.zeros((n, 3)) for name in arkit.NAMES}
 
     def put(base, field):
@@ -210,10 +178,12 @@ def build(template: np.ndarray):
     put("eyeSquint", C["squint"] * lid_part)
     put("cheekSquint", C["squint"] * (1 - lid_part))
 
-    # --- eyes: blink = upper lid over the eyeball; look = eyeball rotations ----------------
+    # --- eyes: blink = the upper-face layer's blink (lids over the eyeball until they meet);
+    # look = eyeball rotations about the eyeball's centre
+    uf_names, uf = upper_face.basis(v)
     for side, ball in (("Left", EYEBALL_L), ("Right", EYEBALL_R)):
-        d, centre = blink_field(v, L, *EYE_LANDMARKS[side], ball, skin)
-        out["eyeBlink" + side] = d
+        out["eyeBlink" + side] = uf[uf_names.index("blink_" + side[0])]
+        centre = v[ball].mean(0)
         ball_idx = np.arange(n)[ball]
         inward = -1.0 if side == "Left" else 1.0      # towards the nose: -X for the left eye
         for name, axis, angle in (("eyeLookUp", "x", -np.radians(25)), ("eyeLookDown", "x", np.radians(25)),
