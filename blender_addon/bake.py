@@ -239,13 +239,16 @@ def _add_curve(fcs, name: str, frames: np.ndarray, values: np.ndarray, interpola
     return fc
 
 
-def write_bake(obj, *, start_frame: int, displacements=None, compact_basis=None,
+def write_bake(obj, *, start_frame: int, displacements=None, compact_basis=None, upper_face=None,
                take: str = DEFAULT_TAKE, own_action=None, info=None) -> dict:
     """Replace ``take``'s previous bake on ``obj`` with a new one; returns the take record.
 
     Exactly one of ``displacements`` ((T, N, 3), per-frame mode) and ``compact_basis``
-    (core.compact.CompactBasis) is given. ``own_action`` True puts the keys in a new Action
-    even when the user has one assigned (batch takes); default: reuse the user's Action.
+    (core.compact.CompactBasis) is given. ``upper_face`` (core.upper_face.UpperFaceTrack): the
+    blinks, brows and cheeks as their own named keys (``S2F_<take>_upper_<name>``) with one
+    weight curve each, so they can be reworked or muted without touching the lips.
+    ``own_action`` True puts the keys in a new Action even when the user has one assigned
+    (batch takes); default: reuse the user's Action.
     """
     take = take_name(take)
     basis_was_ours = takes(obj).get(take, {}).get("created_basis", False)
@@ -280,6 +283,18 @@ def write_bake(obj, *, start_frame: int, displacements=None, compact_basis=None,
                 _add_curve(fcs, name, frames, values, compat.INTERPOLATION_LINEAR)
                 names.append(name)
             mode = "COMPACT"
+        upper_names = []
+        if upper_face is not None:
+            frames = np.arange(start_frame - 1, start_frame + frames_total + 1)
+            for k, layer_name in enumerate(upper_face.names):
+                name = f"{KEY_PREFIX}{take}_upper_{layer_name}"
+                _add_shape(obj, name, basis, upper_face.keys[k])
+                values = np.concatenate([[0.0], upper_face.weights[:, k], [0.0]])
+                # as the lips: per-frame mode shows each frame exactly on sub-frames too
+                _add_curve(fcs, name, frames, values, compat.INTERPOLATION_CONSTANT if mode == "PER_FRAME"
+                           else compat.INTERPOLATION_LINEAR)
+                names.append(name)
+                upper_names.append(name)
     except Exception:
         # Leave nothing half-written behind.
         for name in names:
@@ -293,6 +308,7 @@ def write_bake(obj, *, start_frame: int, displacements=None, compact_basis=None,
         compat.assign_action(key, action, slot)
     record = {
         "keys": names,
+        "upper_face_keys": upper_names,
         "action": action.name,
         "own_action": own,
         "created_basis": created_basis,

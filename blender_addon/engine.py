@@ -24,6 +24,8 @@ weights = importlib.import_module(core.__name__ + ".weights")
 limits = importlib.import_module(core.__name__ + ".limits")
 audio = importlib.import_module(core.__name__ + ".audio")
 framerate = importlib.import_module(core.__name__ + ".framerate")
+expression = importlib.import_module(core.__name__ + ".expression")
+regional = importlib.import_module(core.__name__ + ".regional")
 
 CORE_DIR = Path(core.__file__).resolve().parent
 BUNDLED_WEIGHTS = CORE_DIR.parent / "weights"

@@ -96,13 +96,27 @@ def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -
     ap.add_argument("--no-pack-audio", action="store_true",
                     help="reference the audio file instead of packing it into the .blend")
     ap.add_argument("--compress", action="store_true", help="write compressed .blend files")
+    face = ap.add_argument_group("expression")
+    face.add_argument("--emotion", default="neutral",
+                      help="neutral, happy, sad, angry or surprised, with a strength ('sad:0.6'), or keyframes "
+                           "'0:neutral, 2.5:happy:0.8' (seconds:emotion[:strength]); needs weights trained with codes")
+    face.add_argument("--style", type=float, default=0.0,
+                      help="speaking style: -1 relaxed (a mumble) .. 0 everyday .. 1 precise, energetic")
+    face.add_argument("--jaw", type=float, default=1.0, help="jaw intensity (0-3)")
+    face.add_argument("--lips", type=float, default=1.0, help="lip intensity (0-3)")
+    face.add_argument("--upper-face", type=float, default=1.0, help="upper-face intensity: brows, lids (0-3)")
+    face.add_argument("--no-upper-face-layer", action="store_true",
+                      help="no blinks, prosodic brows or cheeks (the layer baked as its own S2F_<take>_upper_* keys)")
+    face.add_argument("--seed", type=int, default=0, help="the upper-face layer's random choices (blink times)")
 
 
 def settings_from(args, **override) -> dict:
     s = dict(mode="COMPACT" if args.mode == "compact" else "PER_FRAME", intensity=args.intensity,
              encoder=args.encoder, backend=args.backend, device=args.device, weights_dir=args.weights,
              allow_random=bool(args.allow_random and not args.require_trained), tolerance_mm=args.tolerance_mm,
-             allow_large=bool(args.allow_large))
+             allow_large=bool(args.allow_large), emotion=args.emotion, style=args.style, jaw=args.jaw,
+             lips=args.lips, upper_face=args.upper_face, upper_face_layer=not args.no_upper_face_layer,
+             seed=args.seed)
     s.update(override)
     return s
 

@@ -39,6 +39,19 @@ class BakeSettings:
     take: str = "main"             # re-baking a take replaces it; other takes stay
     own_action: bool = False       # True: a new Action even if the user's Action is assigned
     allow_large: bool = False      # per-frame mode: write files past PER_FRAME_LIMIT_BYTES
+    emotion: str = "neutral"       # 'happy', 'sad:0.6' or keyframes '0:neutral, 2.5:happy:0.8' (core.expression)
+    style: float = 0.0             # speaking style: -1 relaxed .. 0 everyday .. +1 precise, energetic
+    jaw: float = 1.0               # regional intensities (core.regional)
+    lips: float = 1.0
+    upper_face: float = 1.0
+    upper_face_layer: bool = True  # blinks, brows, cheeks as their own shape keys (core.upper_face)
+    seed: int = 0                  # the upper-face layer's random choices (blink times)
+
+    def expression(self):
+        return engine.expression.parse(self.emotion, style=self.style)
+
+    def regions(self):
+        return engine.regional.Regions(jaw=self.jaw, lips=self.lips, upper_face=self.upper_face)
 
 
 # Per-frame mode writes one full copy of the mesh per frame: about 64 KB on FLAME (60 KB of
@@ -63,6 +76,7 @@ class BakeRequest:
 class BakeOutcome:
     displacements: np.ndarray      # (T, 5023, 3) float32, per-frame mode (None in compact mode)
     compact_basis: object = None   # core.compact.CompactBasis in compact mode
+    upper_face: object = None      # core.upper_face.UpperFaceTrack: baked as its own shape keys
     description: str = ""
     trained: bool = False
     encoder: str = ""
@@ -102,6 +116,11 @@ def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_fram
     if settings.mode not in MODES:
         raise errors.SpeechToFaceError(f"Unknown bake mode '{settings.mode}': use one of {MODES}.")
     limits.check_intensity(settings.intensity)
+    try:   # emotion text, style and regional intensities: one clear error before anything runs
+        settings.expression()
+        settings.regions()
+    except ValueError as exc:
+        raise errors.SpeechToFaceError(str(exc)) from None
     if settings.mode == "COMPACT" and not settings.tolerance > 0:
         limits.check_tolerance_mm(settings.tolerance_mm)
     from . import bake
@@ -172,33 +191,38 @@ def infer(request: BakeRequest, progress=None, should_cancel=None) -> BakeOutcom
         animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
     if should_cancel is not None and should_cancel():
         raise errors.Cancelled("Cancelled before inference started.")
+    clip = animator.prepare((request.clip.samples, request.clip.rate), request.neutral, request.fps,
+                            expression=s.expression(), regions=s.regions())
+    track = animator.landmark_track(clip, should_cancel, progress=lambda f: report(0.5 * f))
+    outcome = BakeOutcome(displacements=None, description=animator.describe(), trained=bool(animator.trained),
+                          encoder=encoder, notes=notes)
+    if s.upper_face_layer:   # its own keys, so an animator can rework it without re-baking the lips
+        outcome.upper_face = animator.upper_face_track(clip, s.seed, s.intensity, landmarks=track)
     if s.mode == "COMPACT":
-        outcome = BakeOutcome(displacements=None, description=animator.describe(), trained=bool(animator.trained),
-                              encoder=encoder, notes=notes)
-        outcome.compact_basis = _fit_compact_streaming(animator, request, report, should_cancel)
+        outcome.compact_basis = _fit_compact_streaming(animator, clip, track, s, request.neutral, report,
+                                                       should_cancel)
     else:
-        anim = animator.animate(
-            (request.clip.samples, request.clip.rate), request.neutral, fps=request.fps,
-            intensity=s.intensity, progress=report, should_cancel=should_cancel)
-        outcome = BakeOutcome(
-            displacements=np.asarray(anim.displacements, np.float32),
-            description=animator.describe(), trained=bool(anim.trained), encoder=encoder, notes=notes)
+        out = np.empty((clip.total, engine.flame.NUM_VERTICES, 3), np.float32)
+        for start in range(0, clip.total, 256):
+            if should_cancel is not None and should_cancel():
+                raise errors.Cancelled("Cancelled by the user; nothing was changed.")
+            rows = np.arange(start, min(clip.total, start + 256))
+            out[rows] = animator.decode(clip, track[rows], rows, s.intensity)
+            report(0.5 + 0.5 * rows[-1] / clip.total)
+        outcome.displacements = out
     report(1.0)
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
 
-def _fit_compact_streaming(animator, request: BakeRequest, report, should_cancel):
+def _fit_compact_streaming(animator, clip, track, s: BakeSettings, neutral, report, should_cancel):
     """Compact mode in bounded memory: the dense motion is never held whole.
 
-    S2L runs once (its landmark track is 68 points per frame); S2D decodes the frames the basis
-    is fitted on, then every frame again, block by block, for the weights and the exact error.
+    S2L has run once (``track``: 68 points per frame); S2D decodes the frames the basis is
+    fitted on, then every frame again, block by block, for the weights and the exact error.
     """
-    s = request.settings
     tol = s.tolerance if s.tolerance > 0 else (
-        compact.default_tolerance(request.neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
-    clip = animator.prepare((request.clip.samples, request.clip.rate), request.neutral, request.fps)
-    track = animator.landmark_track(clip, should_cancel, progress=lambda f: report(0.55 * f))
+        compact.default_tolerance(neutral) * s.tolerance_mm / (compact.DEFAULT_TOLERANCE_M * 1000))
     clip.samples = None   # the decoder needs only the landmark track and the silence gate from here
     picked = compact.sample_frames(clip.total)
     sample = animator.decode(clip, track[picked], picked, s.intensity)
@@ -229,6 +253,8 @@ def apply(scene, request: BakeRequest, outcome: BakeOutcome) -> BakeResult:
     info = {
         "fps": request.fps, "audio": clip.source, "intensity": s.intensity,
         "description": outcome.description, "trained": outcome.trained,
+        "emotion": s.emotion, "style": s.style, "jaw": s.jaw, "lips": s.lips, "upper_face": s.upper_face,
+        "upper_face_layer": s.upper_face_layer, "seed": s.seed,
     }
     if cb is not None:
         info.update(max_error=cb.max_error, error_bound=cb.bound, tolerance=cb.tolerance)
@@ -243,7 +269,7 @@ def apply(scene, request: BakeRequest, outcome: BakeOutcome) -> BakeResult:
         record = bake.write_bake(
             obj, start_frame=clip.start_frame,
             displacements=outcome.displacements if cb is None else None, compact_basis=cb,
-            take=s.take, own_action=s.own_action, info=info)
+            upper_face=outcome.upper_face, take=s.take, own_action=s.own_action, info=info)
     except Exception:
         if strip is not None:
             compat.remove_strip(scene, strip)

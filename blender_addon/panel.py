@@ -38,6 +38,21 @@ class SPEECHTOFACE_PT_main(bpy.types.Panel):
             col.prop(props, "tolerance_mm")
         col.prop(props, "intensity", slider=True)
 
+        face = layout.column(heading="Expression")
+        face.prop(props, "emotion")
+        if props.emotion != "neutral" and not props.emotion_keys.strip():
+            face.prop(props, "emotion_strength", slider=True)
+        face.prop(props, "emotion_keys", text="Keys")
+        face.prop(props, "style", slider=True)
+        regions = layout.column(heading="Regions", align=True)
+        regions.prop(props, "jaw", slider=True)
+        regions.prop(props, "lips", slider=True)
+        regions.prop(props, "upper_face", slider=True)
+        layer = layout.row(align=True)
+        layer.prop(props, "upper_face_layer")
+        if props.upper_face_layer:
+            layer.prop(props, "seed")
+
         sub = layout.column(heading="Inference")
         sub.prop(props, "encoder", text="Encoder")
         sub.prop(props, "backend", text="Back End")

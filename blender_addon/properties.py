@@ -47,6 +47,29 @@ class SpeechToFaceSettings(bpy.types.PropertyGroup):
     allow_random: BoolProperty(name="Random Weights If None Installed", default=True,
                                description="With no trained weights installed at all, bake with "
                                            "random-initialised networks (for testing the set-up only)")
+    emotion: EnumProperty(
+        name="Emotion", default="neutral",
+        items=[("neutral", "Neutral", "No emotion: the everyday articulation"),
+               ("happy", "Happy", "A smile that spreads the lips while speaking, cheeks and lids up"),
+               ("sad", "Sad", "Corners down, inner brows up, a damped jaw"),
+               ("angry", "Angry", "Brows down, pressed and raised lips, sharper articulation"),
+               ("surprised", "Surprised", "Brows up, eyes wide, a more open jaw")])
+    emotion_strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=1.0,
+                                    description="How strongly the emotion shows")
+    emotion_keys: StringProperty(
+        name="Emotion Keys", default="",
+        description="Optional: emotion over time as 'seconds:emotion[:strength]', e.g. "
+                    "'0:neutral, 2.5:happy:0.8, 6:sad' (overrides Emotion and Strength)")
+    style: FloatProperty(name="Speaking Style", default=0.0, min=-1.0, max=1.0,
+                         description="-1 relaxed (a mumble), 0 everyday, +1 precise and energetic")
+    jaw: FloatProperty(name="Jaw", default=1.0, min=0.0, max=3.0, description="Jaw intensity")
+    lips: FloatProperty(name="Lips", default=1.0, min=0.0, max=3.0, description="Lip intensity")
+    upper_face: FloatProperty(name="Upper Face", default=1.0, min=0.0, max=3.0,
+                              description="Brows and lids: the emotion's and the upper-face layer's")
+    upper_face_layer: BoolProperty(name="Blinks and Brows", default=True,
+                                   description="Blinks, brows on pitch accents and cheeks, baked as their own "
+                                               "S2F_<take>_upper_* shape keys you can rework or mute")
+    seed: IntProperty(name="Seed", default=0, min=0, description="The upper-face layer's random choices")
     last_report: StringProperty(name="Last Bake", default="")
 
     def to_settings(self) -> BakeSettings:
@@ -54,7 +77,11 @@ class SpeechToFaceSettings(bpy.types.PropertyGroup):
             mode=self.mode, intensity=self.intensity, encoder=self.encoder,
             backend=self.backend or "numpy", device=self.device if self.backend == "torch" else "cpu",
             weights_dir=bpy.path.abspath(self.weights_dir) if self.weights_dir else "",
-            allow_random=self.allow_random, tolerance_mm=self.tolerance_mm)
+            allow_random=self.allow_random, tolerance_mm=self.tolerance_mm,
+            emotion=self.emotion_keys.strip() or (
+                self.emotion if self.emotion == "neutral" else f"{self.emotion}:{self.emotion_strength:.3g}"),
+            style=self.style, jaw=self.jaw, lips=self.lips, upper_face=self.upper_face,
+            upper_face_layer=self.upper_face_layer, seed=self.seed)
 
 
 def register():

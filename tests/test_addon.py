@@ -204,10 +204,12 @@ def test_rebake_leaves_no_stale_keys(scene, tmp_path):
     second = api.bake(head, str(short_wav), start_frame=1)
     key = head.data.shape_keys
     ours = [kb.name for kb in key.key_blocks if kb.name.startswith(bake.KEY_PREFIX)]
-    assert len(ours) == second.frames == 12 and len(key.key_blocks) == 13
+    upper = [n for n in ours if "_upper_" in n]          # the upper-face layer's own keys
+    assert len(upper) == len(bake.takes(head)["main"]["upper_face_keys"]) > 0
+    assert len(ours) - len(upper) == second.frames == 12 and len(key.key_blocks) == 13 + len(upper)
     third = api.bake(head, str(short_wav), start_frame=1, mode="COMPACT")
     ours = [kb.name for kb in key.key_blocks if kb.name.startswith(bake.KEY_PREFIX)]
-    assert len(ours) == third.shape_keys and all("_pc" in n for n in ours)
+    assert len(ours) == third.shape_keys and all("_pc" in n or "_upper_" in n for n in ours)
     action, slot = compat.assigned(key)
     names = {kb.name for kb in key.key_blocks}
     for fc in compat.fcurves(action, slot, ensure=False):
@@ -507,7 +509,8 @@ def test_operator_modal_bake_writes_once_and_is_one_undo_step(scene, tmp_path, m
     before = snapshot(head)
     assert bpy.ops.speech_to_face.bake("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push undo, as the UI does
     baked = snapshot(head)
-    assert baked != before and len(baked["keys"]) == 25  # basis + 24 frames (1 s at 24 fps)
+    upper = len(bake.takes(head)["main"]["upper_face_keys"])
+    assert baked != before and len(baked["keys"]) == 25 + upper  # basis + 24 frames (1 s at 24 fps) + upper face
     win = bpy.context.window_manager.windows[0]
     with bpy.context.temp_override(window=win, screen=win.screen):
         assert bpy.ops.ed.undo() == {"FINISHED"}
@@ -526,3 +529,60 @@ def test_hama_missing_falls_back_to_mel_and_says_so(scene, wav, monkeypatch):
     result = api.bake(head)
     assert "encoder=mel" in result.description
     assert any("using the mel front end" in w for w in result.warnings)
+
+
+# --- expression controls, regions and the upper-face layer (issue: expressive face) ---------------
+
+def test_upper_face_layer_is_its_own_keys_and_regions_apply(scene, wav, animator):
+    scene.render.fps = 24
+    head = load_head()
+    result = api.bake(head, str(wav), start_frame=1, seed=3)
+    record = bake.takes(head)["main"]
+    from core import upper_face
+    assert [n.split("_upper_", 1)[1] for n in record["upper_face_keys"]] == list(upper_face.KEY_NAMES)
+    assert result.shape_keys == result.frames + len(upper_face.KEY_NAMES)
+    # the lips' keys alone equal the core's prediction without the layer; the layer's keys add the rest
+    expected = animator.animate(str(wav), bake.neutral_vertices(head), fps=24.0, seed=3)
+    lips_only = animator.animate(str(wav), bake.neutral_vertices(head), fps=24.0, upper_face=False)
+    for i in (0, 11, 30):
+        got = evaluated_vertices(head, 1 + i)
+        assert np.abs(got - expected.vertices[i]).max() < 1e-5, i
+    # muting the layer's keys leaves exactly the lips (it can be reworked on its own)
+    for name in record["upper_face_keys"]:
+        head.data.shape_keys.key_blocks[name].mute = True
+    assert np.abs(evaluated_vertices(head, 12) - lips_only.vertices[11]).max() < 1e-5
+    # without the layer no such keys; a jaw and lips of 0 keep the chin nearly still
+    from core import flame
+    neutral = bake.neutral_vertices(head)
+    chin_vertex = int(np.argmin(np.linalg.norm(neutral - flame.load_topology().landmarks(neutral)[8], axis=1)))
+    chin_travel = np.ptp(lips_only.vertices[:, chin_vertex], axis=0).max()
+    api.bake(head, str(wav), start_frame=1, upper_face_layer=False, jaw=0.0, lips=0.0)
+    record = bake.takes(head)["main"]
+    assert record["upper_face_keys"] == [] and record["jaw"] == 0.0
+    chin = np.array([evaluated_vertices(head, f)[chin_vertex] for f in range(1, 37)])
+    assert np.ptp(chin, axis=0).max() < 0.2 * chin_travel
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    (dict(emotion="furious"), "Unknown emotion"), (dict(emotion="happy:2"), "between 0 and 1"),
+    (dict(style=3.0), "between -1 and 1"), (dict(jaw=-1.0), "jaw intensity")])
+def test_bad_expression_settings_change_nothing(scene, wav, settings, fragment):
+    head = load_head()
+    _strip(scene, wav, 1)
+    before = snapshot(head)
+    with pytest.raises(SpeechToFaceError, match=fragment):
+        api.bake(head, **settings)
+    assert snapshot(head) == before
+
+
+def test_an_emotion_needs_weights_trained_with_codes(scene, wav):
+    head = load_head()
+    _strip(scene, wav, 1)
+    before = snapshot(head)
+    if engine.load_animator(None, "hama").condition_dim:
+        result = api.bake(head, emotion="0:neutral, 0.5:happy:0.8")
+        assert bake.takes(head)["main"]["emotion"] == "0:neutral, 0.5:happy:0.8" and result.frames == 36
+    else:   # the shipped S2L predates the codes: a clear error, nothing changed
+        with pytest.raises(WeightsError, match="without emotion"):
+            api.bake(head, emotion="happy")
+        assert snapshot(head) == before

@@ -221,8 +221,10 @@ def test_bake_benchmark_tool_on_tiny_settings(tmp_path):
     report = json.loads(out.read_text())
     assert report["weights_trained"] is True and (report["clip_seconds"], report["fps"]) == (1.0, 24.0)
     per_frame, compact = report["per_frame"], report["compact"]
-    assert per_frame["frames"] == compact["frames"] == 24 and per_frame["shape_keys"] == 24
-    assert 1 <= compact["shape_keys"] < 24 and compact["max_error_m"] <= compact["error_bound_m"]
+    from core import upper_face
+    upper = len(upper_face.KEY_NAMES)    # the upper-face layer's own keys come with every bake
+    assert per_frame["frames"] == compact["frames"] == 24 and per_frame["shape_keys"] == 24 + upper
+    assert 1 + upper <= compact["shape_keys"] < 24 + upper and compact["max_error_m"] <= compact["error_bound_m"]
     # The per-frame .blend holds 24 more full-mesh keys than the head alone; compact fewer.
     assert per_frame["blend_mb"] > compact["blend_mb"] >= report["head_only_blend_mb"] > 0
     for mode in (per_frame, compact):

@@ -7,7 +7,7 @@
 
 Manifest columns (CSV header or JSON objects; only ``audio`` is required, relative paths are
 relative to the manifest): audio, name, mesh, blend, object, out, fps, start_frame, mode,
-intensity. Command-line options are the defaults for missing columns.
+intensity, emotion, style, jaw, lips, upper_face, seed. Command-line options are the defaults for missing columns.
 
 Default: one .blend per item (<out-dir>/<name>.blend). ``--takes FILE.blend``: every clip on
 one head, one Action per clip (named S2F_<name>_<mesh>), the last one assigned.
@@ -142,6 +142,15 @@ def _item_settings(args, item) -> dict:
         over["mode"] = "COMPACT" if mode == "compact" else "PER_FRAME"
     if "intensity" in item:
         over["intensity"] = _number(item, "intensity")
+    for key in ("style", "jaw", "lips", "upper_face"):
+        if key in item:
+            over[key] = _number(item, key)
+    if "seed" in item:
+        over["seed"] = int(_number(item, "seed"))
+    if "emotion" in item:
+        if not isinstance(item["emotion"], str):
+            raise ValueError(f"'emotion' must be text such as 'happy:0.7', got {json.dumps(item['emotion'])}")
+        over["emotion"] = item["emotion"]
     settings = headless.settings_from(args, **over)
     fps = _number(item, "fps") if "fps" in item else args.fps
     start_frame = _number(item, "start_frame") if "start_frame" in item else args.start_frame
