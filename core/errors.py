@@ -23,3 +23,7 @@ class EncoderUnavailable(SpeechToFaceError):
 
 class Cancelled(SpeechToFaceError):
     """The user cancelled a long operation; nothing was changed."""
+
+
+class NotAHeadError(TopologyError):
+    """The FLAME template cannot be fitted to the mesh: it does not look like a head."""
