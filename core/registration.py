@@ -55,9 +55,9 @@ class FitConfig:
     vertex_nodes: int = 4         # nodes influencing each template vertex
     samples: int = 20000          # points sampled on the user's surface
     # Smoothness weights, coarse to fine; iterations per weight.
-    smooth_schedule: tuple = (30.0, 10.0, 3.0, 1.0, 0.3)
+    smooth_schedule: tuple = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03)
     iterations_per_stage: int = 3
-    affine_prior: float = 0.02    # pulls node maps towards rotations-ish (identity linear part)
+    affine_prior: float = 0.002   # pulls node maps towards rotations-ish (identity linear part)
     tangent_weight: float = 0.1   # how much of the tangential offset the data term pulls
     reject_mm: float = 8.0        # correspondences farther than this (template scale) are ignored
     seed: int = 0
@@ -197,11 +197,14 @@ def automatic_similarity(user_samples: np.ndarray, seed: int = 0) -> alignment.S
         if np.linalg.det(rot) < 0:
             continue
         sim = alignment.Similarity(scale, rot, mu_t - scale * rot @ mu_u)
-        trials.append(_similarity_icp(small_u, small_t, sim, iterations=8))
+        trials.append(_similarity_icp(small_u, small_t, sim, iterations=3))
+    # Successive halving: the promising poses get more iterations, then more points.
     trials.sort(key=lambda t: t[1])
-    # The best few again on more points: close calls between poses are settled with more data.
-    mid_u = user_samples[rng.choice(len(user_samples), min(3000, len(user_samples)), replace=False)]
-    refined = [_similarity_icp(mid_u, tmpl_samples, sim, iterations=10) for sim, _ in trials[:3]]
+    trials = sorted((_similarity_icp(small_u, small_t, sim, iterations=6) for sim, _ in trials[:6]),
+                    key=lambda t: t[1])
+    mid_u = user_samples[rng.choice(len(user_samples), min(2500, len(user_samples)), replace=False)]
+    mid_t = tmpl_samples[rng.choice(len(tmpl_samples), 2500, replace=False)]
+    refined = [_similarity_icp(mid_u, mid_t, sim, iterations=6) for sim, _ in trials[:2]]
     return min(refined, key=lambda t: t[1])[0]
 
 
@@ -240,6 +243,8 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
         B[rows, cols + c] = rel[:, c]
     B[rows, cols + 3] = w.ravel()
     base = (w[:, :, None] * g[idx]).sum(1)                         # (V, 3)
+    Bc = (idx[:, :, None] * 4 + np.arange(4)[None, None]).reshape(n_v, -1)   # nonzero columns
+    Bv = np.take_along_axis(B, Bc, axis=1)                                   # and their values
     # Smoothness: node j's map applied to node k's centre should land where node k goes.
     a, b = edges[:, 0], edges[:, 1]
     E = np.zeros((len(edges), 4 * n_nodes))
@@ -274,9 +279,14 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
             along = (off * nq).sum(1, keepdims=True) * nq
             target = vn + along + cfg.tangent_weight * (off - along)
             alpha = ok.astype(np.float64)
-            BtW = B.T * alpha
-            M = BtW @ B + (lam * data_scale) * EtE + cfg.affine_prior * np.diag(P)
-            rhs = BtW @ (target - base) + (lam * data_scale) * Et_rhs + cfg.affine_prior * prior_rhs
+            # B has 4 nodes x 4 entries per row: accumulate B^T W B from those blocks (sparse).
+            vals = Bv * alpha[:, None]
+            BtWB = np.zeros((4 * n_nodes, 4 * n_nodes))
+            np.add.at(BtWB, (Bc[:, :, None], Bc[:, None, :]), vals[:, :, None] * Bv[:, None, :])
+            BtWt = np.zeros((4 * n_nodes, 3))
+            np.add.at(BtWt, Bc, vals[:, :, None] * (target - base)[:, None, :])
+            M = BtWB + (lam * data_scale) * EtE + cfg.affine_prior * np.diag(P)
+            rhs = BtWt + (lam * data_scale) * Et_rhs + cfg.affine_prior * prior_rhs
             x = np.linalg.solve(M, rhs)
             step += 1
             if progress is not None:
@@ -284,6 +294,17 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
     vn = B @ x + base
     _, d = surface.nearest(vn[face_idx], points_c)
     return vn, float(d.mean() * 1000.0)
+
+
+import os
+_T = [time.perf_counter()]
+
+
+def _tick(what):
+    if os.environ.get("S2F_PROFILE"):
+        now = time.perf_counter()
+        print(f"  {what}: {now - _T[0]:.2f} s")
+        _T[0] = now
 
 
 # --- the whole registration -----------------------------------------------------------------------
@@ -298,20 +319,24 @@ def register(vertices, faces, landmarks: dict | None = None, config: FitConfig =
     meshes and NotAHeadError when the template cannot be fitted (the mesh is not a head).
     """
     t0 = time.perf_counter()
+    _T[0] = t0
     report = progress or (lambda f: None)
     v, tris = check_mesh(vertices, faces, what)
     samples, normals = surface.sample_surface(v, tris, config.samples, seed=config.seed)
     report(0.02)
+    _tick("sample")
     if landmarks:
         sim = similarity_from_landmarks(landmarks)
         source = "user"
     else:
         sim = automatic_similarity(samples, seed=config.seed)
         source = "automatic"
+    _tick("similarity")
     # Refine on the face-heavy template vertices (both directions, trimmed).
     tv, _, _, _, face_idx = _template()
     sim, _ = _similarity_icp(samples[:: max(1, len(samples) // 6000)], tv, sim, iterations=6)
     report(0.2)
+    _tick("refine")
     pc = sim.to_canonical(samples)
     nc = normals @ sim.rotation.T
     rigid_mm = float(surface.nearest(tv[face_idx], pc)[1].mean() * 1000.0)
@@ -322,6 +347,7 @@ def register(vertices, faces, landmarks: dict | None = None, config: FitConfig =
             f"{MAX_RIGID_FACE_MM:g} mm. If it is a head, place landmarks by hand "
             f"(nose tip, eye and mouth corners, chin).")
     fitted_c, fit_mm = _fit_nonrigid(pc, nc, config, lambda f: report(0.2 + 0.8 * f))
+    _tick("nonrigid")
     if fit_mm > MAX_FIT_FACE_MM:
         raise NotAHeadError(
             f"{what}: the FLAME template could not be fitted to its face ({fit_mm:.1f} mm from the "

@@ -78,24 +78,110 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, count: int, seed
 
 
 def nearest(queries: np.ndarray, points: np.ndarray, mask=None) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and distance to the nearest of ``points`` for every query (brute force, chunked).
+    """Index of and distance to the nearest of ``points`` for every query (exact).
 
-    ``mask`` (len(points),) bool: only those points may be chosen."""
-    q = np.asarray(queries, np.float32)
-    p = np.asarray(points, np.float32)
-    centre = p.mean(axis=0)  # centring keeps the float32 expansion accurate far from the origin
-    q, p = q - centre, p - centre
-    pp = (p * p).sum(1)
+    ``mask`` (len(points),) bool: only those points may be chosen. A uniform grid of cells
+    about two point spacings wide answers most queries from the 27 cells around them; a query
+    whose best candidate is farther than one cell (so a closer point could hide outside) is
+    answered by brute force."""
+    q = np.asarray(queries, np.float64)
+    p = np.asarray(points, np.float64)
+    ids = np.arange(len(p))
     if mask is not None:
-        pp = np.where(mask, pp, np.inf).astype(np.float32)
+        ids = np.flatnonzero(mask)
+        p = p[ids]
+    if len(p) == 0:
+        raise ValueError("nearest(): no points to choose from")
     idx = np.empty(len(q), np.int64)
-    step = max(1, _CHUNK_ELEMENTS // max(1, len(p)))
+    dist = np.empty(len(q))
+    if len(q) * len(p) <= 4_000_000:  # small: one matrix product is cheapest
+        i = _brute(q, p)
+        return ids[i], np.linalg.norm(q - p[i], axis=1)
+    grid = _Grid(p)
+    step = 20000
     for s in range(0, len(q), step):
-        qc = q[s:s + step]
-        d2 = pp[None, :] - 2.0 * (qc @ p.T)
-        idx[s:s + step] = np.argmin(d2, axis=1)
-    dist = np.linalg.norm(np.asarray(queries, np.float64) - np.asarray(points, np.float64)[idx], axis=1)
-    return idx, dist
+        i, d = grid.query(q[s:s + step])
+        idx[s:s + step], dist[s:s + step] = i, d
+    return ids[idx], dist
+
+
+def _brute(q, p):
+    centre = p.mean(0)  # centring keeps |q|^2 - 2 q.p + |p|^2 accurate far from the origin
+    q, p = q - centre, p - centre
+    pp = (p ** 2).sum(1)
+    idx = np.empty(len(q), np.int64)
+    step = max(1, _CHUNK_ELEMENTS // len(p))
+    for s in range(0, len(q), step):
+        idx[s:s + step] = np.argmin(pp[None] - 2.0 * (q[s:s + step] @ p.T), axis=1)
+    return idx
+
+
+class _Grid:
+    def __init__(self, p: np.ndarray, occupancy: float = 4.0):
+        self.p = p
+        self.lo = p.min(0)
+        extent = max(float(np.ptp(p, axis=0).max()), 1e-12)
+        h = extent / max(1.0, np.sqrt(len(p)))
+        for _ in range(12):  # a surface fills cells unevenly: aim at a few points per used cell
+            cells = np.floor((p - self.lo) / h).astype(np.int64)
+            used = len(np.unique(cells[:, 0] * 1_000_003 ** 2 + cells[:, 1] * 1_000_003 + cells[:, 2]))
+            occ = len(p) / used
+            if occ > 2 * occupancy:
+                h /= 1.5
+            elif occ < occupancy / 2 and h < extent:
+                h *= 1.4
+            else:
+                break
+        self.h = h
+        cells = np.floor((p - self.lo) / h).astype(np.int64)
+        self.dims = cells.max(0) + 3
+        keys = self._key(cells)
+        self.order = np.argsort(keys, kind="stable")
+        self.ukeys, self.starts, self.counts = np.unique(keys[self.order], return_index=True, return_counts=True)
+
+    def _key(self, cells):
+        c = cells + 1
+        return (c[..., 0] * self.dims[1] + c[..., 1]) * self.dims[2] + c[..., 2]
+
+    def query(self, q):
+        idx, best = self._query(q, 1)
+        unsure = (idx < 0) | (best > self.h ** 2)
+        if unsure.any():  # a wider block of cells: exact within 2 cell widths
+            i2, b2 = self._query(q[unsure], 2)
+            idx[unsure] = np.where((i2 >= 0) & (b2 <= (2 * self.h) ** 2), i2, -1)
+            unsure = idx < 0
+        if unsure.any():
+            idx[unsure] = _brute(q[unsure], self.p)
+        return idx, np.linalg.norm(q - self.p[idx], axis=1)
+
+    def _query(self, q, r):
+        n = len(q)
+        cells = np.floor((q - self.lo) / self.h).astype(np.int64)
+        cells = np.clip(cells, -1, self.dims - 2)
+        span = np.arange(-r, r + 1)
+        off = np.stack(np.meshgrid(span, span, span, indexing="ij"), -1).reshape(-1, 3)
+        nb = cells[:, None, :] + off[None]                                  # (n, K, 3)
+        inside = ((nb >= -1) & (nb <= self.dims - 2)).all(-1)
+        keys = self._key(nb)
+        pos = np.clip(np.searchsorted(self.ukeys, keys), 0, len(self.ukeys) - 1)
+        hit = inside & (self.ukeys[pos] == keys)
+        cnt = np.where(hit, self.counts[pos], 0).ravel()
+        st = np.where(hit, self.starts[pos], 0).ravel()
+        total = int(cnt.sum())
+        within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        cand = self.order[np.repeat(st, cnt) + within]
+        owner = np.repeat(np.repeat(np.arange(n), len(off)), cnt)
+        d2 = ((q[owner] - self.p[cand]) ** 2).sum(1)
+        best = np.full(n, np.inf)
+        np.minimum.at(best, owner, d2)
+        idx = np.full(n, -1, np.int64)
+        is_best = d2 == best[owner]
+        # the first candidate reaching the minimum, per query
+        first = np.flatnonzero(is_best)
+        o, k = np.unique(owner[first], return_index=True)
+        idx[o] = cand[first[k]]
+        # A hit within r cell widths is exact: anything outside the block is farther.
+        return idx, best
 
 
 def closest_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray):
