@@ -9,9 +9,8 @@ vertex displacements.
 The lips need care: with the mouth closed the upper and lower lips touch, so the closest FLAME
 point of a vertex at the slit may lie on the wrong lip, and that vertex would then move with the
 other lip (tearing the user's lip when the mouth opens, or gluing the slit when it closes).
-FLAME's mouth is an opening whose rim (inside the mouth) splits at the two corners into an
-upper and a lower arc; every template vertex of the lips is labelled upper or lower by which
-arc is nearer along the surface (the lips are only connected at the corners). A user vertex
+Every template vertex of the lips is labelled upper or lower once, by the same jaw field the
+articulation teacher moves the jaw with (``tools/build_lip_sides.py``). A user vertex
 near the lips takes the side of the lip it is clearly nearer to; where both are about equally
 near (the lips touch, or the user's mesh fuses them) it takes the side of its neighbours on
 its own mesh, decided from the sure vertices inwards. It then binds only to its own lip, so
@@ -23,7 +22,6 @@ fades to zero between ``FALLOFF_MM``: they stay still instead of following a far
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,9 +31,7 @@ from . import flame, surface
 from .errors import TopologyError
 
 FALLOFF_MM = (10.0, 25.0)   # full weight within the first, none beyond the second (FLAME scale)
-MOUTH_ZONE_MM = 35.0        # lip sides are enforced within this distance of the mouth centre
-LIP_REACH_MM = 36.0         # ... on template vertices this close (along the surface) to the mouth rim
-SURE_MM = 1.0               # a user vertex this much nearer one lip than the other is sure of its side
+SURE_MM = 3.0               # a user vertex this much nearer one lip than the other is sure of its side
 FREE, UPPER, LOWER = 0, 1, 2
 
 
@@ -72,83 +68,21 @@ class Correspondence:
 
 # --- FLAME's lips (template, cached) -------------------------------------------------------------
 
-def _boundary_loops(faces: np.ndarray) -> list[list[int]]:
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(edges, axis=1)
-    _, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    boundary = edges[counts[inv.ravel()] == 1]
-    nxt = {int(a): int(b) for a, b in boundary}
-    loops, seen = [], set()
-    for start in nxt:
-        if start in seen:
-            continue
-        loop, v = [], start
-        while v not in seen and v in nxt:
-            seen.add(v)
-            loop.append(v)
-            v = nxt[v]
-        loops.append(loop)
-    return loops
-
-
 @lru_cache(maxsize=1)
 def lip_labels():
-    """(vertex label (5023,), triangle label (9976,), upper arc, lower arc) on FLAME.
+    """(vertex side (5023,), triangle side (9976,)) on FLAME: UPPER / LOWER on the lips, FREE elsewhere.
 
-    Labels: UPPER / LOWER for the mouth zone, FREE elsewhere and at the corners."""
+    The vertex sides are the articulation teacher's jaw split (tools/build_lip_sides.py), so they
+    match the motion the networks produce. A triangle belongs to a lip when none of its corners
+    is on the other one."""
     topo = flame.load_topology()
-    v = topo.template.astype(np.float64)
-    faces = topo.faces.astype(np.int64)
-    lmk = topo.landmarks(v)
-    centre = 0.5 * (lmk[62] + lmk[66])
-    loops = _boundary_loops(faces)
-    mouth = min(loops, key=lambda lp: np.linalg.norm(v[lp].mean(0) - centre))
-    mouth = np.array(mouth)
-    # Split the rim at its two corners (extreme x) into the arc above and the arc below.
-    i0, i1 = int(np.argmin(v[mouth, 0])), int(np.argmax(v[mouth, 0]))
-    a, b = sorted((i0, i1))
-    arc1, arc2 = mouth[a:b + 1], np.concatenate([mouth[b:], mouth[:a + 1]])
-    upper, lower = (arc1, arc2) if v[arc1, 1].mean() > v[arc2, 1].mean() else (arc2, arc1)
-    dist_u = _surface_distance(v, faces, upper[1:-1])
-    dist_l = _surface_distance(v, faces, lower[1:-1])
-    # Lips only: the chin and the nose are far from both rims and never at risk.
-    zone = ((np.linalg.norm(v - centre, axis=1) < MOUTH_ZONE_MM / 1000.0)
-            & (np.minimum(dist_u, dist_l) < LIP_REACH_MM / 1000.0))
-    label = np.full(len(v), FREE, np.int8)
-    margin = 0.002  # near both arcs (the corners): either lip may take them
-    label[zone & (dist_u + margin < dist_l)] = UPPER
-    label[zone & (dist_l + margin < dist_u)] = LOWER
-    tl = label[faces]
-    tri_label = np.full(len(faces), FREE, np.int8)
+    with np.load(flame.ASSETS / "lip_sides.npz") as data:
+        label = data["vertex_side"].astype(np.int8)
+    tl = label[topo.faces]
+    tri_label = np.full(len(topo.faces), FREE, np.int8)
     tri_label[(tl == UPPER).any(1) & ~(tl == LOWER).any(1)] = UPPER
     tri_label[(tl == LOWER).any(1) & ~(tl == UPPER).any(1)] = LOWER
-    return label, tri_label, upper, lower
-
-
-def _surface_distance(v, faces, sources) -> np.ndarray:
-    """Shortest path along mesh edges from any of ``sources`` (Dijkstra)."""
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.unique(np.sort(edges, axis=1), axis=0)
-    length = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)
-    nbrs = [[] for _ in range(len(v))]
-    for (i, j), w in zip(edges.tolist(), length.tolist()):
-        nbrs[i].append((j, w))
-        nbrs[j].append((i, w))
-    dist = np.full(len(v), np.inf)
-    heap = [(0.0, int(s)) for s in sources]
-    for _, s in heap:
-        dist[s] = 0.0
-    heapq.heapify(heap)
-    while heap:
-        d, i = heapq.heappop(heap)
-        if d > dist[i]:
-            continue
-        for j, w in nbrs[i]:
-            nd = d + w
-            if nd < dist[j]:
-                dist[j] = nd
-                heapq.heappush(heap, (nd, j))
-    return dist
+    return label, tri_label
 
 
 @lru_cache(maxsize=1)
@@ -194,27 +128,29 @@ def bind(user_vertices: np.ndarray, user_faces, registration) -> Correspondence:
     rings = _template_rings()
     pts = registration.similarity.to_canonical(np.asarray(user_vertices, np.float64))
     fit = registration.fitted_canonical
-    label, tri_label, _, _ = lip_labels()
+    label, tri_label = lip_labels()
     n = len(pts)
     tri, bary, dist = surface.closest_points(pts, fit, faces, rings)
     side = np.full(n, FREE, np.int8)
-    lip = np.flatnonzero(tri_label[tri] != FREE)
+    corner_labels = label[faces]
+    lip = np.flatnonzero((corner_labels[tri] != FREE).any(1))
     if len(lip):
-        # Closest point on each lip separately; sure where one is clearly nearer.
+        # Closest point on each lip separately (triangles with no corner on the other lip).
         per = {}
         for own, banned in ((UPPER, LOWER), (LOWER, UPPER)):
-            per[own] = surface.closest_points(pts[lip], fit, faces, rings, label != banned, tri_label != banned)
+            tmask = ~(corner_labels == banned).any(1)
+            per[own] = surface.closest_points(pts[lip], fit, faces, rings, label != banned, tmask)
         d_up, d_lo = per[UPPER][2], per[LOWER][2]
-        sure = SURE_MM / 1000.0
         lip_side = np.where(d_up <= d_lo, UPPER, LOWER).astype(np.int8)
-        unsure_lip = np.abs(d_up - d_lo) < sure
-        # Unsure vertices (where the lips touch) follow their neighbours on the user's mesh.
+        # Where the lips touch (FLAME's even overlap a little at rest) both are near: those
+        # vertices follow their neighbours on the user's mesh, from the sure ones inwards.
+        unsure_lip = np.abs(d_up - d_lo) < SURE_MM  / 1000.0
         tris_user, _ = surface.polygons_to_triangles(user_faces)
         full_side = np.full(n, FREE, np.int8)
         full_side[lip] = lip_side
         full_unsure = np.zeros(n, bool)
         full_unsure[lip] = unsure_lip
-        full_side, still = _propagate(full_side, full_unsure, _edges(tris_user))
+        full_side, _ = _propagate(full_side, full_unsure, _edges(tris_user))
         lip_side = full_side[lip]
         for own in (UPPER, LOWER):
             rows = lip_side == own
