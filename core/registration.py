@@ -53,6 +53,7 @@ class FitConfig:
     nodes: int = 260              # embedded-deformation nodes on the template
     node_neighbours: int = 6      # graph edges per node
     vertex_nodes: int = 4         # nodes influencing each template vertex
+    face_density: float = 1.0     # > 1: nodes that much closer together on the face than elsewhere
     samples: int = 20000          # points sampled on the user's surface
     # Smoothness weights, coarse to fine; iterations per weight.
     smooth_schedule: tuple = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03)
@@ -119,17 +120,20 @@ def _template():
 
 
 @lru_cache(maxsize=4)
-def _deformation_graph(num_nodes: int, node_neighbours: int, vertex_nodes: int):
-    v, _, _, _, _ = _template()
+def _deformation_graph(num_nodes: int, node_neighbours: int, vertex_nodes: int, face_density: float = 1.0):
+    v, _, _, _, face_idx = _template()
+    # Distances off the face count less, so the face (where speech moves) gets more nodes.
+    stretch = np.full(len(v), 1.0 / face_density)
+    stretch[face_idx] = 1.0
     # Farthest-point nodes, started at the nose tip so the face gets its share first.
     topo = flame.load_topology()
     start = int(np.argmin(np.linalg.norm(v - topo.landmarks(v)[30], axis=1)))
     nodes = [start]
-    d = np.linalg.norm(v - v[start], axis=1)
+    d = np.linalg.norm(v - v[start], axis=1) * stretch
     for _ in range(num_nodes - 1):
         i = int(np.argmax(d))
         nodes.append(i)
-        d = np.minimum(d, np.linalg.norm(v - v[i], axis=1))
+        d = np.minimum(d, np.linalg.norm(v - v[i], axis=1) * stretch)
     g = v[nodes]
     dv = np.linalg.norm(v[:, None, :] - g[None], axis=2)           # (V, n)
     order = np.argsort(dv, axis=1)[:, :vertex_nodes + 1]
@@ -232,7 +236,7 @@ def similarity_from_landmarks(points: dict) -> alignment.Similarity:
 
 def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
     v0, faces, _, _, face_idx = _template()
-    g, idx, w, edges = _deformation_graph(cfg.nodes, cfg.node_neighbours, cfg.vertex_nodes)
+    g, idx, w, edges = _deformation_graph(cfg.nodes, cfg.node_neighbours, cfg.vertex_nodes, cfg.face_density)
     n_nodes, n_v = len(g), len(v0)
     # Design matrix of one coordinate: per node [A row (3), t (1)].
     B = np.zeros((n_v, 4 * n_nodes))
