@@ -296,8 +296,15 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
             if progress is not None:
                 progress(step / total)
     vn = B @ x + base
-    _, d = surface.nearest(vn[face_idx], points_c)
-    return vn, float(d.mean() * 1000.0)
+    return vn, _face_distance_mm(vn, points_c, normals_c)
+
+
+def _face_distance_mm(vertices_c, points_c, normals_c) -> float:
+    """Mean distance of the template's face to the user's surface: point to the tangent plane of
+    the nearest surface sample, so it does not depend on how densely the surface is sampled."""
+    face_idx = _template()[4]
+    j, _ = surface.nearest(vertices_c[face_idx], points_c)
+    return float(np.abs(((vertices_c[face_idx] - points_c[j]) * normals_c[j]).sum(1)).mean() * 1000.0)
 
 
 import os
@@ -343,7 +350,7 @@ def register(vertices, faces, landmarks: dict | None = None, config: FitConfig =
     _tick("refine")
     pc = sim.to_canonical(samples)
     nc = normals @ sim.rotation.T
-    rigid_mm = float(surface.nearest(tv[face_idx], pc)[1].mean() * 1000.0)
+    rigid_mm = _face_distance_mm(tv, pc, nc)
     if rigid_mm > MAX_RIGID_FACE_MM:
         raise NotAHeadError(
             f"{what} does not look like a head: after the best alignment the template's face is "
