@@ -62,7 +62,7 @@ def check_object(obj) -> None:
 
 # --- registration -------------------------------------------------------------------------------
 
-def register(obj, landmarks: dict | None = None, progress=None):
+def register(obj, landmarks: dict | None = None, progress=None, config=None):
     """Fit the FLAME template to ``obj`` and store the correspondence on it. Returns core's Registration.
 
     ``landmarks``: optional {name: (x, y, z)} in the object's local space, names from
@@ -71,7 +71,8 @@ def register(obj, landmarks: dict | None = None, progress=None):
     mesh = obj.data
     v = writer.neutral_vertices(obj)
     polys = mesh_polygons(mesh)
-    reg = registration.register(v, polys, landmarks=landmarks, progress=progress, what=f"'{obj.name}'")
+    reg = registration.register(v, polys, landmarks=landmarks, progress=progress, what=f"'{obj.name}'",
+                                config=config or registration.FitConfig())
     corr = transfer.bind(v, polys, reg)
     # Everything computed: only now write (nothing is left half-done on failure).
     _store(obj, reg, corr)
