@@ -108,3 +108,28 @@ def test_not_a_head_leaves_the_object_alone():
     with pytest.raises(errors.NotAHeadError, match="does not look like a head"):
         any_head.register(ball, config=_config())
     assert not any_head.is_registered(ball) and len(ball.data.attributes) == before
+
+
+def test_operators_guided_landmarks_and_bake(head, tmp_path):
+    """The panel's path: landmark empties placed on the face -> fit -> bake from the audio file."""
+    from core import flame, meshio
+    from blender_addon import any_head, any_head_ui
+    from tools import make_test_heads
+    v, _ = meshio.read_mesh(make_test_heads.HEADS / "sample_neutral.ply")
+    lmk = flame.landmarks(v) * 100.0                      # the decimated head is in centimetres
+    bpy.context.view_layer.objects.active = head
+    assert "FINISHED" in bpy.ops.speech_to_face.add_landmark_empties()
+    empties = any_head_ui.landmark_empties(bpy.context.scene)
+    assert sorted(empties) == sorted(any_head_ui.GUIDED)
+    for name, empty in empties.items():
+        empty.location = lmk[any_head.registration.USER_LANDMARKS[name]]
+    bpy.context.view_layer.objects.active = head
+    assert "FINISHED" in bpy.ops.speech_to_face.fit_any_head()
+    import json
+    assert json.loads(head[any_head.PROP])["landmarks_from"] == "user"
+    props = bpy.context.scene.speech_to_face
+    props.audio_source = "FILE"
+    props.audio_file = str(make_wav(tmp_path / "line.wav", seconds=0.5))
+    props.audio_frame = 1
+    assert "FINISHED" in bpy.ops.speech_to_face.bake_any_head()
+    assert len(head.data.shape_keys.key_blocks) == 13
