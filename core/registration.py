@@ -60,6 +60,8 @@ class FitConfig:
     iterations_per_stage: int = 3
     affine_prior: float = 0.002   # pulls node maps towards rotations-ish (identity linear part)
     tangent_weight: float = 0.1   # how much of the tangential offset the data term pulls
+    mouth_normal_mm: float = 6.0  # > 0: around the mouth, nearest in (position, this x normal)
+    mouth_tangent_weight: float = 0.5
     reject_mm: float = 8.0        # correspondences farther than this (template scale) are ignored
     seed: int = 0
 
@@ -267,6 +269,9 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
     for c in range(3):
         prior_rhs[np.arange(n_nodes) * 4 + c, c] = 1.0
     x = prior_rhs.copy()                                              # identity maps, no translation
+    topo = flame.load_topology()
+    lmk0 = topo.landmarks(v0)
+    mouth = np.flatnonzero(np.linalg.norm(v0 - 0.5 * (lmk0[62] + lmk0[66]), axis=1) < 0.035)
     vn = v0
     data_scale = n_v / len(edges)
     total = len(cfg.smooth_schedule) * cfg.iterations_per_stage
@@ -277,11 +282,23 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
             vn = B @ x + base
             nrm = surface.vertex_normals(vn, faces)
             j, d = surface.nearest(vn, points_c)
+            tw = np.full((n_v, 1), cfg.tangent_weight)
+            if cfg.mouth_normal_mm > 0:
+                # Around the mouth, match position and orientation together: the lips' curvature
+                # then pins where along the surface each template vertex belongs.
+                near = np.flatnonzero(np.linalg.norm(points_c - vn[mouth].mean(0), axis=1) < 0.05)
+                if len(near):
+                    sig = cfg.mouth_normal_mm / 1000.0
+                    jm = surface._brute(np.hstack([vn[mouth], sig * nrm[mouth]]),
+                                        np.hstack([points_c[near], sig * normals_c[near]]))
+                    j[mouth] = near[jm]
+                    d[mouth] = np.linalg.norm(vn[mouth] - points_c[j[mouth]], axis=1)
+                    tw[mouth] = cfg.mouth_tangent_weight
             q, nq = points_c[j], normals_c[j]
             ok = (d < max(reject, 3.0 * np.median(d))) & ((nrm * nq).sum(1) > 0.3)
             off = q - vn
             along = (off * nq).sum(1, keepdims=True) * nq
-            target = vn + along + cfg.tangent_weight * (off - along)
+            target = vn + along + tw * (off - along)
             alpha = ok.astype(np.float64)
             # B has 4 nodes x 4 entries per row: accumulate B^T W B from those blocks (sparse).
             vals = Bv * alpha[:, None]

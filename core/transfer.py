@@ -118,7 +118,7 @@ def _propagate(side: np.ndarray, unsure: np.ndarray, edges: np.ndarray, rounds: 
     return side, unsure
 
 
-def bind(user_vertices: np.ndarray, user_faces, registration) -> Correspondence:
+def bind(user_vertices: np.ndarray, user_faces, registration, sure_mm: float = SURE_MM) -> Correspondence:
     """Correspondence of each user vertex (user frame) to the fitted FLAME surface.
 
     ``user_faces``: anything ``surface.polygons_to_triangles`` takes (the mesh connectivity
@@ -144,7 +144,7 @@ def bind(user_vertices: np.ndarray, user_faces, registration) -> Correspondence:
         lip_side = np.where(d_up <= d_lo, UPPER, LOWER).astype(np.int8)
         # Where the lips touch (FLAME's even overlap a little at rest) both are near: those
         # vertices follow their neighbours on the user's mesh, from the sure ones inwards.
-        unsure_lip = np.abs(d_up - d_lo) < SURE_MM  / 1000.0
+        unsure_lip = np.abs(d_up - d_lo) < sure_mm / 1000.0
         tris_user, _ = surface.polygons_to_triangles(user_faces)
         full_side = np.full(n, FREE, np.int8)
         full_side[lip] = lip_side
