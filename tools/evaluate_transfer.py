@@ -164,15 +164,15 @@ def write_markdown(report: dict, path: Path) -> None:
         "FLAME head at the surface point each test vertex came from. Errors are in mm at FLAME scale, "
         "over all vertices and frames.",
         "",
-        "| head | vertices | polygons | register s | bind s | fit mm | mean mm | mouth/jaw mean | lips mean | lips p99 | lips max | max |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| head | vertices | polygons | register s | bind s | fit mm | mean mm | mouth/jaw mean | lips mean | lips p99 | lips max | lips max (either lip) | max |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for h in report["heads"]:
         polys = ", ".join(f"{v} {k}" for k, v in h["polygons"].items())
         lines.append(
             f"| {h['head']} | {h['vertices']} | {polys} | {h['register_s']:.1f} | {h['bind_s']:.1f} | "
             f"{h['fit_face_mm']:.2f} | {h['mean_mm']:.3f} | {h['mouth_jaw_mean_mm']:.3f} | {h['lips_mean_mm']:.3f} | "
-            f"{h['lips_p99_mm']:.2f} | {h['lips_max_mm']:.2f} | {h['max_mm']:.2f} |")
+            f"{h['lips_p99_mm']:.2f} | {h['lips_max_mm']:.2f} | {h['lips_max_either_lip_mm']:.2f} | {h['max_mm']:.2f} |")
     s = report["summary"]
     lines += [
         "",
@@ -185,7 +185,11 @@ def write_markdown(report: dict, path: Path) -> None:
            else "(not measured in this run)."),
         "",
         "`fit mm`: mean distance of the fitted template's face to the test surface. The lips' largest "
-        f"reference motion in this clip is {s['reference_lips_max_motion_mm']:.1f} mm.",
+        f"reference motion in this clip is {s['reference_lips_max_motion_mm']:.1f} mm. `lips max (either lip)`: "
+        f"test vertices within {TOUCH_MM} mm of both original lips (where they touch) may follow either lip. "
+        "The reference settles which lip a test vertex near the slit belongs to with the exact surface and the "
+        "test mesh's connectivity (an oracle registration); a remesher that bridges the slit (voxel, QuadriFlow) "
+        "leaves vertices whose lip is a matter of convention, and the error there is the lips' whole difference.",
         "",
     ]
     path.write_text("\n".join(lines))
