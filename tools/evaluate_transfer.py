@@ -168,7 +168,10 @@ def write_markdown(report: dict, path: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for h in report["heads"]:
-        polys = ", ".join(f"{v} {k}" for k, v in h["polygons"].items())
+        counts = {int(k.split("-")[0]): v for k, v in h["polygons"].items()}
+        polys = ", ".join(f"{counts[k]} {name}" for k, name in ((3, "tris"), (4, "quads")) if counts.get(k))
+        ngons = sum(v for k, v in counts.items() if k > 4)
+        polys += f", {ngons} n-gons (up to {max(counts)} sides)" if ngons else ""
         lines.append(
             f"| {h['head']} | {h['vertices']} | {polys} | {h['register_s']:.1f} | {h['bind_s']:.1f} | "
             f"{h['fit_face_mm']:.2f} | {h['mean_mm']:.3f} | {h['mouth_jaw_mean_mm']:.3f} | {h['lips_mean_mm']:.3f} | "
