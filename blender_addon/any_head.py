@@ -210,6 +210,8 @@ def follow_jaw(obj, parts, displacements, start_frame: int) -> None:
         rest = part.matrix_world.copy()
         for k, m in enumerate(jaw):
             part.matrix_world = head @ Matrix(m.tolist()) @ head_inv @ rest
-            for path in ("location", "rotation_euler", "scale"):
+            rotation = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}.get(
+                part.rotation_mode, "rotation_euler")
+            for path in ("location", rotation, "scale"):
                 part.keyframe_insert(path, frame=start_frame + k)
         part.matrix_world = rest

@@ -40,6 +40,7 @@ RECIPES = {
                                           ("DECIMATE", {"decimate_type": "DISSOLVE", "angle_limit": 0.05})], 4),
     "subdivided_30k": ("sample_neutral", [("SUBSURF", {"levels": 1, "render_levels": 1})], 5),
     "dense_60k": ("sample_neutral", [("SUBSURF", {"levels": 2, "render_levels": 2}), ("DECIMATE", {"ratio": 0.5})], 6),
+    "dense_100k": ("sample_neutral", [("SUBSURF", {"levels": 2, "render_levels": 2}), ("DECIMATE", {"ratio": 0.83})], 7),
 }
 TINY = {"decimated_2k", "quadriflow_7k"}
 
