@@ -8,7 +8,10 @@ Two steps, both numpy only:
    automatically from the geometry: the 24 axis assignments between the principal axes of the
    user's surface and the template's, each refined by a few iterations of scaled ICP on a
    subsample; the best-scoring one is refined on more points. A head has no symmetry that
-   maps its front onto its back, so the nose and chin settle the choice.
+   maps its front onto its back, so the nose and chin settle the choice. (A face-landmark
+   network on a render of the head, e.g. mediapipe's, would need a library stock Blender does
+   not ship and a renderer in the loop; the geometry alone finds the pose of the project's test
+   heads in every case, and named points cover the heads it cannot.)
 2. A regularised non-rigid fit: embedded deformation (Sumner et al. 2007) of the template on a
    coarse node graph (farthest-point nodes, each an affine map), solved by dense linear least
    squares. The coordinates decouple (point-to-point targets projected towards the tangent
