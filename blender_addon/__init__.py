@@ -8,9 +8,9 @@ trained weights) are by the Max Planck Institute for Intelligent Systems, CC-BY-
 Bolkart, Black, Li, Romero, SIGGRAPH Asia 2017); see core/assets/LICENSES.md.
 """
 
-from . import operators, panel, properties
+from . import any_head_ui, operators, panel, properties
 
-_modules = (properties, operators, panel)
+_modules = (properties, operators, panel, any_head_ui)
 
 
 def register():

@@ -27,3 +27,7 @@ class Cancelled(SpeechToFaceError):
 
 class SettingsError(SpeechToFaceError, ValueError):
     """A setting is out of its range (frame rate, intensity, duration, tolerance, start frame)."""
+
+
+class NotAHeadError(TopologyError):
+    """The FLAME template cannot be fitted to the mesh: it does not look like a head."""
