@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -57,3 +58,23 @@ def pytest_collection_modifyitems(config, items):
     reason = _no_audio_reason() if marked else ""
     for item in marked if reason else ():
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# --- Leaving a bpy process -----------------------------------------------------------------------
+# Some bpy wheels do not exit cleanly once the add-on and Blender's threads are loaded: 4.5.x can
+# deadlock in interpreter shutdown and 4.3.0 segfaults there. The results are reported by then,
+# so end the process with pytest's exit status instead of running the interpreter's shutdown.
+_EXIT_STATUS = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if "bpy" in sys.modules and "status" in _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS["status"])
