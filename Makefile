@@ -18,17 +18,19 @@ OLDER_PYTHONS = $(foreach v,$(BPY_OLDER),$(CURDIR)/.venv-bpy$(v)/bin/python)
 $(PY):
 	$(PYTHON_BASE) -m venv $(VENV)
 
-$(VENV)/.demo: requirements-demo.txt | $(PY)
+# `pip install -e .` (pyproject.toml): `import core` works in this venv from any folder.
+$(VENV)/.demo: requirements-demo.txt pyproject.toml | $(PY)
 	$(PIP) -r requirements-demo.txt
+	$(PIP) --no-deps -e .
 	touch $@
 
-$(VENV)/.train: requirements-train.txt requirements-demo.txt | $(PY)
+$(VENV)/.train: requirements-train.txt $(VENV)/.demo
 	$(PIP) -r requirements-train.txt
-	touch $@ $(VENV)/.demo
+	touch $@
 
-$(VENV)/.test: requirements-test.txt requirements-train.txt requirements-demo.txt | $(PY)
+$(VENV)/.test: requirements-test.txt $(VENV)/.train
 	$(PIP) -r requirements-test.txt
-	touch $@ $(VENV)/.train $(VENV)/.demo
+	touch $@
 
 # One venv per older bpy wheel, holding only what the add-on tests need.
 .venv-bpy%/.installed: requirements-blender.txt
