@@ -1,11 +1,14 @@
-"""The extension zip is reproducible: built twice from the same checkout (in different time
-zones, with a source file's date changed in between) it has the same bytes."""
+"""Releases: one version everywhere with its CHANGELOG entry, and a reproducible zip (built
+twice from the same checkout, in different time zones, with a source file's date changed in
+between, it has the same bytes)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import re
 import sys
+import tomllib
 import zipfile
 
 from tests.addon_helpers import ROOT
@@ -43,3 +46,12 @@ def test_source_date_epoch_sets_the_dates(tmp_path):
     path = _build(tmp_path / "c", SOURCE_DATE_EPOCH="1780000000")  # 2026-05-28 20:26:40 UTC
     with zipfile.ZipFile(path) as z:
         assert {i.date_time for i in z.infolist()} == {(2026, 5, 28, 20, 26, 40)}
+
+
+def test_one_version_with_a_changelog_entry():
+    import core
+    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text(encoding="utf-8"))["version"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert manifest == project == core.__version__
+    headings = re.findall(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.M)
+    assert headings and headings[0] == manifest, "the newest CHANGELOG section must be the current version"
