@@ -69,6 +69,25 @@ def test_action_api_matches_the_release(tmp_path):
         assert not hasattr(action, "fcurves")  # 5.0 removed the legacy collection
 
 
+def test_strip_collection_of_the_release():
+    """compat lists and removes strips through `sequences` (4.2/4.3) or `strips` (4.5 has both,
+    5.0 only `strips`). A colour strip needs no audio, so this runs on the 4.2 wheel too."""
+    scene = reset_scene()
+    se = scene.sequence_editor_create()
+    if VERSION < (4, 4):
+        assert not hasattr(se, "strips")  # compat must take the `sequences` path here
+    if VERSION >= (5, 0):
+        assert not hasattr(se, "sequences")
+    top = se.strips if hasattr(se, "strips") else se.sequences
+    try:
+        strip = top.new_effect(name="Colour", type="COLOR", channel=2, frame_start=5, length=10)
+    except TypeError:  # before 4.4 the end frame is given instead of the length
+        strip = top.new_effect(name="Colour", type="COLOR", channel=2, frame_start=5, frame_end=15)
+    assert [s.name for s in compat.all_strips(scene)] == ["Colour"] and compat.sound_strips(scene) == []
+    compat.remove_strip(scene, strip)
+    assert compat.all_strips(scene) == []
+
+
 @pytest.mark.parametrize("mode", ["PER_FRAME", "COMPACT"])
 def test_bake_writer_on_this_release(displacements, mode):
     """Keys and curves written on this release reproduce the prediction; the user's Action,
