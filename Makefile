@@ -53,11 +53,13 @@ test: system-packages $(VENV)/.test $(foreach v,$(BPY_OLDER),.venv-bpy$(v)/.inst
 	S2F_OTHER_BPY="$(OLDER_PYTHONS)" $(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory test-older
 
-# The add-on tests on each older bpy wheel (pytest runs inside that wheel's venv).
+# The add-on tests on each older bpy wheel (pytest runs inside that wheel's venv); each release
+# opens the .blend the others write (tests/test_blender_versions.py).
 test-older: $(foreach v,$(BPY_OLDER),.venv-bpy$(v)/.installed)
 	@for v in $(BPY_OLDER); do \
 	  echo "== add-on tests on bpy $$v =="; \
-	  .venv-bpy$$v/bin/python -m pytest -q -p no:cacheprovider $(ADDON_TESTS) || exit 1; \
+	  S2F_OTHER_BPY="$(CURDIR)/$(PY) $(OLDER_PYTHONS)" \
+	    .venv-bpy$$v/bin/python -m pytest -q -p no:cacheprovider $(ADDON_TESTS) || exit 1; \
 	done
 
 train: $(VENV)/.train
