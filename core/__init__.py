@@ -5,4 +5,4 @@ Generation" (Nocentini, Ferrari, Berretti, ICIAP 2023): S2L predicts 68 landmark
 displacements from speech, S2D expands them to all 5023 FLAME vertices.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -67,6 +67,7 @@ def test_register_unregister_roundtrip():
 
 # --- accuracy ---------------------------------------------------------------------------------
 
+@pytest.mark.needs_audio
 def test_operator_per_frame_equals_core_prediction(scene, wav, animator):
     scene.render.fps = 24
     head = load_head()
@@ -93,6 +94,7 @@ def test_operator_per_frame_equals_core_prediction(scene, wav, animator):
     assert np.abs(co.reshape(-1, 3) - expected.vertices[5]).max() < 1e-5
 
 
+@pytest.mark.needs_audio
 def test_compact_within_stated_bound(scene, wav, animator):
     scene.render.fps = 30
     head = load_head()
@@ -113,6 +115,7 @@ def test_compact_within_stated_bound(scene, wav, animator):
 
 @pytest.mark.parametrize("fps,fps_base", [(24, 1.0), (30, 1.001), (60, 1.0)])
 @pytest.mark.parametrize("frame", [1, 100])
+@pytest.mark.needs_audio
 def test_animation_starts_with_strip(scene, wav, animator, frame, fps, fps_base):
     scene.render.fps, scene.render.fps_base = fps, fps_base
     rate = fps / fps_base
@@ -129,6 +132,7 @@ def test_animation_starts_with_strip(scene, wav, animator, frame, fps, fps_base)
     assert np.abs(evaluated_vertices(head, frame + last) - expected.vertices[last]).max() < 1e-5
 
 
+@pytest.mark.needs_audio
 def test_trimmed_strip_uses_the_played_audio(scene, tmp_path, animator):
     scene.render.fps = 24
     x = speechlike(2.0, 24000, seed=3)
@@ -163,6 +167,7 @@ def _user_keys(head, scene):
     return smile
 
 
+@pytest.mark.needs_audio
 def test_existing_keys_and_animation_survive(scene, wav, animator):
     scene.render.fps = 24
     head = load_head()
@@ -194,6 +199,7 @@ def test_existing_keys_and_animation_survive(scene, wav, animator):
     assert snapshot(head)["fcurves"] == before["fcurves"]
 
 
+@pytest.mark.needs_audio
 def test_rebake_leaves_no_stale_keys(scene, tmp_path):
     scene.render.fps = 24
     head = load_head()
@@ -221,6 +227,7 @@ def test_rebake_leaves_no_stale_keys(scene, tmp_path):
     assert head.data.shape_keys is None and not bpy.data.actions
 
 
+@pytest.mark.needs_audio
 def test_takes_one_action_per_clip(scene, tmp_path):
     head = load_head()
     clips = [make_wav(tmp_path / f"line{i}.wav", seconds=0.4 + 0.2 * i, seed=i) for i in range(2)]
@@ -327,6 +334,7 @@ def test_error_no_audio(scene):
 
 @pytest.mark.parametrize("content,match", [(b"", "empty"), (b"RIFF\x00\x00WAVEnot really" * 20, "Cannot read"),
                                            (None, "not found")])
+@pytest.mark.needs_audio
 def test_error_unreadable_audio(scene, tmp_path, content, match):
     head = load_head()
     path = tmp_path / "bad.wav"
@@ -335,12 +343,14 @@ def test_error_unreadable_audio(scene, tmp_path, content, match):
     _expect_unchanged(head, lambda: api.bake(head, str(path)), AudioError, match)
 
 
+@pytest.mark.needs_audio
 def test_error_audio_without_samples(scene, tmp_path):
     head = load_head()
     path = write_wav(tmp_path / "nothing.wav", np.zeros(0), 16000)
     _expect_unchanged(head, lambda: api.bake(head, str(path)), AudioError, "empty")
 
 
+@pytest.mark.needs_audio
 def test_silent_audio_warns_and_rests(scene, tmp_path):
     head = load_head()
     path = make_wav(tmp_path / "silence.wav", seconds=0.5, silent=True)
@@ -371,12 +381,14 @@ def weights_dir(tmp_path):
     engine.clear_cache()
 
 
+@pytest.mark.needs_audio
 def test_weights_folder_bakes(scene, wav, weights_dir):
     head = load_head()
     result = api.bake(head, str(wav), weights_dir=str(weights_dir), allow_random=False)
     assert result.frames == 36 and not result.trained
 
 
+@pytest.mark.needs_audio
 def test_error_corrupt_weights(scene, wav, weights_dir):
     head = load_head()
     blob = bytearray((weights_dir / "s2d.npz").read_bytes())
@@ -385,6 +397,7 @@ def test_error_corrupt_weights(scene, wav, weights_dir):
     _expect_unchanged(head, lambda: api.bake(head, str(wav), weights_dir=str(weights_dir)), WeightsError, "corrupt")
 
 
+@pytest.mark.needs_audio
 def test_error_missing_weights_file(scene, wav, weights_dir):
     head = load_head()
     (weights_dir / "s2l_hama.npz").unlink()
@@ -397,6 +410,7 @@ def test_error_no_weights_when_random_not_allowed(scene, wav):
                       WeightsError, "No trained weights")
 
 
+@pytest.mark.needs_audio
 def test_operator_reports_error_and_changes_nothing(scene, tmp_path):
     head = load_head()
     bpy.context.view_layer.objects.active = head
@@ -413,6 +427,7 @@ def test_operator_reports_error_and_changes_nothing(scene, tmp_path):
 
 # --- the worker thread and cancel ----------------------------------------------------------------------
 
+@pytest.mark.needs_audio
 def test_worker_thread_matches_direct_inference(scene, tmp_path):
     scene.render.fps = 30
     head = load_head()
@@ -482,6 +497,7 @@ def test_operator_esc_cancels_and_changes_nothing(scene, tmp_path, monkeypatch):
     assert snapshot(head) == before
 
 
+@pytest.mark.needs_audio
 def test_operator_modal_bake_writes_once_and_is_one_undo_step(scene, tmp_path, monkeypatch):
     import time
     scene.render.fps = 30
@@ -520,6 +536,7 @@ def test_operator_modal_bake_writes_once_and_is_one_undo_step(scene, tmp_path, m
     assert snapshot(bpy.data.objects["Head"]) == baked
 
 
+@pytest.mark.needs_audio
 def test_hama_missing_falls_back_to_mel_and_says_so(scene, wav, monkeypatch):
     monkeypatch.setitem(engine._capabilities, "hama", False)
     head = load_head()

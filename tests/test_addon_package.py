@@ -111,6 +111,7 @@ INSTALL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.needs_audio
 def test_install_register_bake_unregister(built_zip, tmp_path):
     script = tmp_path / "install.py"
     script.write_text(INSTALL_SCRIPT)

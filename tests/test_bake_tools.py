@@ -67,6 +67,7 @@ def test_tools_without_bpy_say_how_to_run_them(tool):
                                    f"'blender -b -P tools/{tool.name} -- ARGS' or install the bpy wheel")
 
 
+@pytest.mark.needs_audio
 def test_bake_obj_compact_at_ntsc_rate(tmp_path):
     from core import meshio
     v, f = meshio.read_mesh(HEAD)
@@ -98,6 +99,7 @@ def test_bake_obj_compact_at_ntsc_rate(tmp_path):
     assert np.abs(co.reshape(-1, 3) - v).max() < 1e-6
 
 
+@pytest.mark.needs_audio
 def test_bake_into_existing_blend(tmp_path):
     scene = reset_scene()
     from blender_addon import api
@@ -118,7 +120,7 @@ def test_bake_into_existing_blend(tmp_path):
     assert bpy.data.objects["Prop"].data.shape_keys is None
 
 
-@pytest.mark.parametrize("case", ["vertices", "audio", "object"])
+@pytest.mark.parametrize("case", ["vertices", pytest.param("audio", marks=pytest.mark.needs_audio), "object"])
 def test_bake_errors_exit_nonzero_with_one_line(tmp_path, case):
     wav = make_wav(tmp_path / "line.wav", seconds=0.5)
     out = tmp_path / "never.blend"
@@ -140,6 +142,7 @@ def test_bake_errors_exit_nonzero_with_one_line(tmp_path, case):
     assert not out.exists()
 
 
+@pytest.mark.needs_audio
 def test_batch_folder_continues_past_failures_and_skips_done(tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -160,6 +163,7 @@ def test_batch_folder_continues_past_failures_and_skips_done(tmp_path):
     assert bake.takes(bpy.data.objects["sample_neutral"])["main"]["frames"] == 21
 
 
+@pytest.mark.needs_audio
 def test_batch_manifests_csv_and_json(tmp_path):
     make_wav(tmp_path / "one.wav", seconds=0.5)
     make_wav(tmp_path / "two.wav", seconds=0.5, seed=2)
@@ -178,6 +182,7 @@ def test_batch_manifests_csv_and_json(tmp_path):
     assert done.returncode == 0 and (tmp_path / "json_out" / "x.blend").is_file(), done.stdout + done.stderr
 
 
+@pytest.mark.needs_audio
 def test_batch_takes_one_action_per_clip(tmp_path):
     clips = tmp_path / "lines"
     clips.mkdir()
@@ -195,6 +200,7 @@ def test_batch_takes_one_action_per_clip(tmp_path):
     assert again.returncode == 0 and "0 ok, 2 skipped" in again.stdout
 
 
+@pytest.mark.needs_audio
 def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     wav = make_wav(tmp_path / "line.wav", seconds=0.6)
     blend = tmp_path / "line.blend"

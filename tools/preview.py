@@ -2,7 +2,8 @@
 
     python tools/preview.py baked.blend --out-dir previews/ [--profile] [--height 360]
     blender -b -P tools/preview.py -- baked.blend --out-dir previews/ --profile
-    python tools/preview.py scene.blend --panel-png docs/panel.png    (a drawing of the sidebar panel)
+    python tools/preview.py scene.blend --panel-png panel.png    (a drawing of the sidebar panel)
+    python tools/preview.py --sample-scene --panel-png docs/panel.png      (the README's picture)
 
 Frames are rendered once with Workbench (OpenGL through Mesa's software path when there is no
 GPU; --engine eevee also works but is ~20x slower here) to PNGs, then Blender's own FFmpeg
@@ -36,7 +37,7 @@ require_bpy(__file__)
 
 def parser():
     ap = argparse.ArgumentParser(prog="preview.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("blend", help="a .blend baked by Speech to Face")
+    ap.add_argument("blend", nargs="?", default="", help="a .blend baked by Speech to Face")
     ap.add_argument("--object", default="", help="head object (default: the baked one)")
     ap.add_argument("--take", default="", help="which take's frame range (default: the assigned one)")
     ap.add_argument("--out-dir", default="", help="output folder (default: beside the .blend)")
@@ -49,6 +50,9 @@ def parser():
     ap.add_argument("--sheet-columns", type=int, default=6)
     ap.add_argument("--no-video", action="store_true", help="only the contact sheet")
     ap.add_argument("--panel-png", default="", help="instead: draw the sidebar panel for this scene to PNG")
+    ap.add_argument("--sample-scene", action="store_true",
+                    help="with --panel-png, no .blend: the sample head with 3.12 s of the sample speech "
+                         "as strip 'line_hello' at 24 fps, baked once (the README's picture)")
     return ap
 
 
@@ -259,8 +263,9 @@ class _Recorder:
         value = getattr(data, name)
         if rna.type == "ENUM":
             items = [(i.identifier, i.name) for i in rna.enum_items] or []
-            if not items:  # dynamic enum items
-                items = [(i[0], i[1]) for i in rna.enum_items_static] or [(value, value)]
+            if value not in dict(items):  # dynamic items (the back ends): Blender's own name for the value
+                import bpy
+                items.append((value, bpy.types.UILayout.enum_item_name(data, name, value) or value))
             self.items.append(("enum", label, items, value, expand))
         elif rna.type == "BOOLEAN":
             self.items.append(("bool", label, bool(value)))
@@ -275,7 +280,11 @@ class _Recorder:
             self.items.append(("text", label, str(value), rna.subtype))
 
     def operator(self, idname, text="", icon="NONE"):
-        self.items.append(("button", text or idname, icon))
+        if not text:  # Blender shows the operator's label ("Remove Bake"), not its id
+            import bpy
+            module, op = idname.split(".")
+            text = getattr(getattr(bpy.ops, module), op).get_rna_type().name
+        self.items.append(("button", text, icon))
 
     def progress(self, factor=0.0, type="BAR", text=""):
         self.items.append(("progress", factor, text))
@@ -283,6 +292,34 @@ class _Recorder:
 
 _ICONS = {"CHECKMARK": "\u2713", "ERROR": "\u26a0", "SOUND": "\u266a", "TIME": "\u25f7", "INFO": "\u2139",
           "OUTLINER_OB_MESH": "\u25b3", "SHAPEKEY_DATA": "\u25c6", "PLAY_SOUND": "\u25b6", "TRASH": "\u2715"}
+
+
+def sample_panel_scene(folder: str) -> None:
+    """The README's panel scene: sample head, 3.12 s of the sample speech as strip 'line_hello'
+    at 24 fps, baked once with the operator (so its report and Remove Bake show)."""
+    import wave
+
+    import bpy
+    import numpy as np
+    from blender_addon import api, compat
+    from core import audio
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 24, 1.0
+    speech = audio.load_audio(os.path.join(ROOT, "core", "assets", "audio", "sample_speech.wav"))
+    path = os.path.join(folder, "line_hello.wav")
+    with wave.open(path, "wb") as w:  # 16 kHz mono 16-bit PCM
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(speech[: int(3.12 * 16000)], -1, 1) * 32767).astype("<i2").tobytes())
+    head = api.load_head(os.path.join(ROOT, "core", "assets", "heads", "sample_neutral.ply"), name="Head")
+    strip = compat.new_sound_strip(scene, "line_hello", path, 1, 1)
+    scene.sequence_editor.active_strip = strip
+    bpy.context.view_layer.objects.active = head
+    head.select_set(True)
+    if bpy.ops.speech_to_face.bake() != {"FINISHED"}:
+        raise SystemExit(f"error: the sample bake failed: {scene.speech_to_face.last_report}")
 
 
 def draw_panel_png(context, out_png: str, width: int = 360, scale: int = 2) -> None:
@@ -422,15 +459,24 @@ def main(argv=None) -> int:
     if args.panel_png:
         import blender_addon
         import bpy
-        try:
-            headless.open_blend(args.blend)
-        except errors.SpeechToFaceError as exc:
-            headless.fail(str(exc))
+        if not args.sample_scene:
+            if not args.blend:
+                headless.fail("give a .blend, or --sample-scene")
+            try:
+                headless.open_blend(args.blend)
+            except errors.SpeechToFaceError as exc:
+                headless.fail(str(exc))
         if not hasattr(bpy.types.Scene, "speech_to_face"):
             blender_addon.register()
-        if args.object:
-            bpy.context.view_layer.objects.active = bpy.data.objects[args.object]
-        draw_panel_png(bpy.context, args.panel_png)
+        folder = tempfile.mkdtemp(prefix="s2f_panel_")
+        try:
+            if args.sample_scene:
+                sample_panel_scene(folder)
+            if args.object:
+                bpy.context.view_layer.objects.active = bpy.data.objects[args.object]
+            draw_panel_png(bpy.context, args.panel_png)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         print(f"wrote {args.panel_png} (a drawing of the panel's draw() output, not a screenshot)")
         return 0
     try:

