@@ -64,7 +64,8 @@ test-older: $(foreach v,$(BPY_OLDER),.venv-bpy$(v)/.installed)
 
 train: $(VENV)/.train
 
-corpus: system-packages $(VENV)/.train
+corpus: $(VENV)/.train
+	bash tools/setup_corpus.sh --recorded
 	$(PIP) -r requirements-corpus.txt
 
 # The installable Blender extension zip -> dist/

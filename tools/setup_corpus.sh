@@ -3,7 +3,9 @@
 # tests/test_corpus_*.py): offline TTS engines with their voices, sox, and the text sources.
 # Idempotent: installs only missing Debian packages. Needs root (or sudo without a password);
 # `make corpus` and `make test` call it, `make demo` does not.
-#   bash tools/setup_corpus.sh
+#   bash tools/setup_corpus.sh             TTS engines, voices, texts (what the tests need)
+#   bash tools/setup_corpus.sh --recorded  also the real voices the corpus and tools/evaluate_real.py
+#                                          use (asterisk prompts, pocketsphinx and codec2 samples)
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +16,13 @@ PACKAGES=(
   sox                                        # augmentation (tempo, pitch)
   fortunes fortunes-de fortunes-es fortunes-it fortunes-pl fortunes-cs fortunes-ru fortunes-br  # sentences
 )
+if [ "${1:-}" = "--recorded" ]; then
+  PACKAGES+=(
+    asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav   # human voices
+    asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav                                 # (engines/recorded.py)
+    pocketsphinx-testdata codec2-examples       # real recordings of unseen talkers (tools/evaluate_real.py)
+  )
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
