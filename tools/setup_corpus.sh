@@ -19,7 +19,7 @@ PACKAGES=(
 if [ "${1:-}" = "--recorded" ]; then
   PACKAGES+=(
     asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav   # human voices
-    asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav                                 # (engines/recorded.py)
+    asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav  # (engines/recorded.py)
     pocketsphinx-testdata codec2-examples       # real recordings of unseen talkers (tools/evaluate_real.py)
   )
 fi
