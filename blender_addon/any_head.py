@@ -17,6 +17,8 @@ registration leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib
 import json
 import time
@@ -167,6 +169,9 @@ def bake(obj, audio: str = "", *, scene=None, start_frame=None, strip=None, prog
     request = job.BakeRequest(obj.name, fitted, clip, fps, infer_settings, warnings=list(clip.warnings))
     outcome = job.infer(request, progress, should_cancel)
     moved = transfer.transfer(outcome.displacements, corr)          # (T, N, 3), object space
+    upper = outcome.upper_face
+    if upper is not None:   # the upper-face layer's keys move to this head like the lips' motion
+        upper = dataclasses.replace(upper, keys=transfer.transfer(upper.keys, corr).astype(np.float32))
     cb = None
     if s.mode == "COMPACT":
         tol = s.tolerance if s.tolerance > 0 else (
@@ -179,7 +184,8 @@ def bake(obj, audio: str = "", *, scene=None, start_frame=None, strip=None, prog
     strip_obj = audio_source.add_strip_for(scene, clip) if clip.new_strip_path else None
     try:
         record = writer.write_bake(obj, start_frame=clip.start_frame, displacements=moved if cb is None else None,
-                                   compact_basis=cb, take=s.take, own_action=s.own_action, info=info)
+                                   compact_basis=cb, upper_face=upper, take=s.take, own_action=s.own_action,
+                                   info=info)
     except Exception:
         if strip_obj is not None:
             compat.remove_strip(scene, strip_obj)

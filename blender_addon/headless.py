@@ -292,3 +292,54 @@ def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_fra
     scene.frame_current = result.start_frame
     save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
     return result
+
+
+def bake_arkit_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
+                    object_name: str = "", csv_path: str = "", json_path: str = "", **settings) -> dict:
+    """--target arkit: speech -> the 52 ARKit weights keyed on a character's ARKit-named shape keys
+    (``--blend``/``--object``), or on a FLAME head given the project's ARKit shapes (``--mesh``),
+    with the sound strip on the same frame; optionally Live Link Face CSV and JSON files too."""
+    from . import arkit_target, audio_source, engine, job
+    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), start_frame=start_frame)
+    start_frame = job.check_start_frame(start_frame)
+    check_writable(out)
+    for path in (csv_path, json_path):
+        if path:
+            check_writable(path)
+    s = job.BakeSettings(**{k: v for k, v in settings.items() if k in job.BakeSettings.__dataclass_fields__})
+    try:
+        expr = s.expression()
+    except ValueError as exc:
+        raise errors.SpeechToFaceError(str(exc)) from None
+    if blend:
+        scene = open_blend(blend)
+        obj = pick_object(object_name)
+    else:
+        if not mesh:
+            raise errors.SpeechToFaceError("Give --mesh (a FLAME head) or --blend with --object (a character).")
+        scene = new_scene()
+        obj = api.load_head(mesh)
+        arkit_target.add_basis_keys(obj)
+    if fps is not None:
+        api.set_fps(scene, fps)
+    elif not blend:
+        api.set_fps(scene, 30.0)
+    problem = arkit_target.target_problem(obj)
+    if problem:
+        raise errors.SpeechToFaceError(problem)
+    clip = audio_source.clip_from_file(audio, int(start_frame))
+    encoder = engine.resolve_encoder(s.encoder)[0]
+    animator = engine.load_animator(s.weights_dir or None, encoder, s.backend, s.device, s.allow_random)
+    result = arkit_target.bake([obj], (clip.samples, clip.rate), animator=animator,
+                               fps=audio_source.scene_fps(scene), start_frame=clip.start_frame,
+                               csv_path=csv_path, json_path=json_path, expression=expr)
+    audio_source.add_strip_for(scene, clip)
+    frames = len(result["weights"])
+    from . import bake as writer
+    writer.cover_frame_range(scene, clip.start_frame, frames)
+    scene.frame_current = clip.start_frame
+    save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
+    record = result["objects"][obj.name]
+    return {"object": obj.name, "frames": frames, "report": arkit_target.report(record),
+            "description": animator.describe(), "csv": csv_path, "json": json_path}
+

@@ -60,7 +60,8 @@ def test_register_and_bake_any_head(head, tmp_path):
     bpy.context.scene.collection.objects.link(teeth)
     wav = make_wav(tmp_path / "line.wav", seconds=1.0)
     result = any_head.bake(head, str(wav), start_frame=1, jaw_parts=[teeth])
-    assert result.frames == 24 and result.shape_keys == 24
+    upper = api.takes(head)["main"]["upper_face_keys"]          # the upper-face layer, moved to this head
+    assert upper and result.frames == 24 and result.shape_keys == 24 + len(upper)
     names = [kb.name for kb in head.data.shape_keys.key_blocks]
     assert names[:2] == ["Basis", "my_smile"]            # the user's keys are kept
     assert api.takes(head)["main"]["target"] == "any"
@@ -132,4 +133,5 @@ def test_operators_guided_landmarks_and_bake(head, tmp_path):
     props.audio_file = str(make_wav(tmp_path / "line.wav", seconds=0.5))
     props.audio_frame = 1
     assert "FINISHED" in bpy.ops.speech_to_face.bake_any_head()
-    assert len(head.data.shape_keys.key_blocks) == 13
+    upper = len(api.takes(head)["main"]["upper_face_keys"])
+    assert len(head.data.shape_keys.key_blocks) == 13 + upper

@@ -236,3 +236,33 @@ def test_bake_benchmark_tool_on_tiny_settings(tmp_path):
     for mode in (per_frame, compact):
         assert 0 < mode["inference_s"] <= mode["total_s"]
     assert report["cold_first_run"]["total_s"] > 0
+
+
+@pytest.mark.needs_audio
+def test_bake_targets_arkit_and_expression_options(tmp_path):
+    """--target arkit keys the 52 ARKit shapes (a FLAME head given them) and writes Live Link
+    Face CSV; --target flame takes the expression options; bad ones are one error line."""
+    wav = make_wav(tmp_path / "line.wav", seconds=1.0)
+    out, csv_path = tmp_path / "arkit.blend", tmp_path / "arkit.csv"
+    done = run_tool(BAKE, "--target", "arkit", "--mesh", HEAD, "--audio", wav, "--out", out,
+                    "--arkit-csv", csv_path, "--fps", "24")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "keyed 52 of 52 ARKit shapes" in done.stdout
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:3] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft"] and len(rows) == 1 + 24
+    scene = _open(out)
+    assert len(compat.sound_strips(scene)) == 1
+    out2 = tmp_path / "flame.blend"
+    done = run_tool(BAKE, "--mesh", HEAD, "--audio", wav, "--out", out2, "--jaw", "1.5", "--lips", "0.5",
+                    "--upper-face", "0", "--seed", "4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _open(out2)
+    rec = bake.takes(bpy.data.objects[HEAD.stem])["main"]
+    assert (rec["jaw"], rec["lips"], rec["upper_face"], rec["seed"]) == (1.5, 0.5, 0.0, 4)
+    for bad, fragment in ((["--emotion", "furious"], "Unknown emotion"), (["--style", "2"], "between -1 and 1"),
+                          (["--arkit-csv", str(csv_path)], "go with --target arkit")):
+        done = run_tool(BAKE, "--mesh", HEAD, "--audio", wav, "--out", tmp_path / "bad.blend", *bad)
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode != 0 and len(lines) == 1 and fragment in lines[0], done.stderr
+        assert not (tmp_path / "bad.blend").exists()
