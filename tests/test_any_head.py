@@ -133,5 +133,6 @@ def test_operators_guided_landmarks_and_bake(head, tmp_path):
     props.audio_file = str(make_wav(tmp_path / "line.wav", seconds=0.5))
     props.audio_frame = 1
     assert "FINISHED" in bpy.ops.speech_to_face.bake_any_head()
+    from blender_addon import api
     upper = len(api.takes(head)["main"]["upper_face_keys"])
     assert len(head.data.shape_keys.key_blocks) == 13 + upper
