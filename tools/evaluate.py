@@ -85,7 +85,7 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
     lips_dense = topo.regions["lips"]
     results = {name: {"landmarks": [], "dense": []} for name in
                ("model", "s2d_on_true_landmarks", "static", "mean_motion", "ablation_no_cosine")}
-    plots = []
+    plots, region_de = [], []
     metas = corpus.metadata(split)
     chosen = set(sample_utterances(metas, max_utts))
     # Only the shards that hold a chosen utterance are read.
@@ -109,6 +109,9 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
             p_d = np.concatenate([s2d(p_l[j:j + 64]) for j in range(0, len(p_l), 64)])
             results[name]["landmarks"].append(metrics.evaluate(p_l, y_l, LIPS))
             results[name]["dense"].append(metrics.evaluate(p_d, y_d, lips_dense))
+            if name == "model":   # dense DE per face region (lips, jaw and mouth, upper face)
+                err = np.linalg.norm(p_d - y_d, axis=-1)
+                region_de.append({k: float(err[:, idx].mean()) for k, idx in topo.regions.items()})
         true_d = np.concatenate([s2d(utt.landmark_disp[j:j + 64]) for j in range(0, utt.num_frames, 64)])
         results["s2d_on_true_landmarks"]["landmarks"].append(metrics.evaluate(y_l, y_l, LIPS))
         results["s2d_on_true_landmarks"]["dense"].append(metrics.evaluate(true_d, y_d, lips_dense))
@@ -124,6 +127,9 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         if r["landmarks"]:
             out[name] = {"landmarks": summarise(r["landmarks"]), "dense": summarise(r["dense"])}
     out["utterances"] = len(results["model"]["landmarks"])
+    if region_de:
+        out["model"]["dense_DE_by_region_mm"] = {k: 1000 * float(np.mean([r[k] for r in region_de]))
+                                                 for k in region_de[0]}
     out["voices"] = len(voices)
     out["voices_in_split"] = len({m["voice_id"] for m in metas})
     out["sampling"] = "round-robin over the split's voices, seeded order within each voice (sample_utterances)"
@@ -185,6 +191,9 @@ def report_markdown(result: dict) -> str:
         st, mo = r["static"]["dense"], r["model"]["dense"]
         lines += ["", f"Model / static: dense DE {mo['DE'] / st['DE']:.2f}x, dense lip LE {mo['LE'] / st['LE']:.2f}x, "
                   f"landmark lip LE {r['model']['landmarks']['LE'] / r['static']['landmarks']['LE']:.2f}x.", ""]
+        if "dense_DE_by_region_mm" in r["model"]:
+            lines += ["Model dense DE by region: " + ", ".join(
+                f"{k} {v:.3f} mm" for k, v in r["model"]["dense_DE_by_region_mm"].items()) + ".", ""]
         lines += [f"![mouth opening]({p})" for p in r["plots"]] + [""]
     return "\n".join(lines) + "\n"
 

@@ -94,7 +94,11 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
             b = min(anim.num_frames, int(np.ceil(s.end_ms / 1000 * fps)) + 2)
             if b > a:
                 closures.append(float(aperture[a:b].min()))
+    # per region (core/flame.py regions): 95th percentile of vertex motion over the clip
+    norms = np.linalg.norm(anim.displacements, axis=-1) * 1000.0
+    regions = {name: float(np.percentile(norms[:, idx], 95)) for name, idx in flame.load_topology().regions.items()}
     return {"file": Path(path).name, "seconds": round(len(samples) / 16000, 2), "frames": anim.num_frames,
+            "region_motion_p95_mm": regions,
             "speech_frames": int(speech.sum()), "rest_frames": int(rest.sum()),
             "gap_speech_median_mm": float(np.median(gap[speech])) if speech.any() else float("nan"),
             "gap_speech_p95_mm": float(np.percentile(gap[speech], 95)) if speech.any() else float("nan"),
@@ -124,6 +128,8 @@ def summarise(rows: list) -> dict:
     sealed = int(sum(r["bilabials_sealed"] for r in rows))
     return {
         "clips": len(rows), "seconds": round(float(sum(r["seconds"] for r in rows)), 1),
+        "region_motion_p95_mm": {k: float(np.median([r["region_motion_p95_mm"][k] for r in rows]))
+                                 for k in rows[0]["region_motion_p95_mm"]} if rows else {},
         "gap_speech_median_mm": float(np.median(gaps)), "gap_speech_p95_mm": float(np.percentile(gaps, 95)),
         "gap_max_mm": float(max(r["gap_max_mm"] for r in rows)),
         "bilabials_found": found, "bilabials_sealed": sealed,
@@ -219,7 +225,9 @@ def main(argv=None) -> int:
                f"- rest frames with the lips closed (aperture <= {CLOSED_MM} mm): "
                f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
                f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
-               "(target >= 0.6)", "",
+               "(target >= 0.6)",
+               "- motion per region (95th percentile of vertex motion, median over clips): "
+               + ", ".join(f"{k} {v:.2f} mm" for k, v in agg["region_motion_p95_mm"].items()), "",
                "| group | clips | s | gap median / p95 / max (mm) | p/b/m sealed | rest closed | jaw-loudness r |",
                "|---|---|---|---|---|---|---|"]
         for g, a in by_group.items():
