@@ -78,6 +78,8 @@ def plan(context) -> Plan:
     else:
         p.result = f"a PCA basis of shape keys, max error {props.tolerance_mm:g} mm (FLAME scale)"
     p.result += f" at {fps:.3g} fps"
+    if props.upper_face_layer:
+        p.result += ", plus the blink and brow keys"
     if not engine.limits.MIN_FPS <= fps <= engine.limits.MAX_FPS:
         p.blocker = p.blocker or (f"Scene frame rate {fps:.3g} fps: Speech to Face bakes at "
                                   f"{engine.limits.MIN_FPS:g}-{engine.limits.MAX_FPS:g} fps.")
