@@ -114,7 +114,7 @@ def _check_content(samples, source: str) -> list:
     if not np.isfinite(samples).all():
         raise errors.AudioError(f"The audio of {source} contains NaN/inf samples.")
     if float(np.abs(samples).max()) < SILENCE_PEAK:
-        return [f"The audio of {source} is silent (peak below -60 dBFS): the face will stay at rest."]
+        return [f"The audio of {source} is silent (peak below -60 dBFS): the lips will stay at rest (the upper-face layer still blinks)."]
     return []
 
 

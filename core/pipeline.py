@@ -205,7 +205,8 @@ class Animator:
     def _attach_upper_face(self, job: "Job", landmarks: np.ndarray, upper: "_UpperFace", intensity: float) -> None:
         controls, _ = upper_face_layer.upper_face_motion(
             job.samples, job.fps, job.total, seed=upper.seed,
-            lip_gap=upper_face_layer.inner_lip_gap(landmarks), intensity=upper.intensity)
+            # the lips as shown (gated in silence): cheeks follow what the viewer sees
+            lip_gap=upper_face_layer.inner_lip_gap(landmarks) * job.gate, intensity=upper.intensity)
         # built on this head (its own eyes), mapped back like S2D's output
         _, keys = upper_face_layer.shape_keys(job.similarity.to_canonical(job.neutral))
         keys_user = job.similarity.displacements_from_canonical(keys.astype(np.float64)) * intensity

@@ -157,7 +157,7 @@ def cases(t: Path, all_cases: bool = False) -> list:
         ("audio-header-1hz", "bake", bake(audio=str(t / "one_hz.wav")), 1, "1 Hz"),
         ("audio-over-60-min", "bake", bake(audio=str(t / "long.wav")), 1, "at most 60 minutes"),
         ("per-frame-too-large", "bake", bake("--fps", "240", audio=str(t / "minute.wav")), 1, "--mode compact"),
-        ("silence-rests", "bake", bake(audio=str(t / "silence.wav")), 0, "the face will stay at rest"),
+        ("silence-rests", "bake", bake(audio=str(t / "silence.wav")), 0, "the lips will stay at rest"),
         # outputs (checked before the bake)
         ("out-is-directory", "bake", bake(out=str(t / "out_is_dir.blend")), 1, "is a directory"),
         ("out-parent-is-file", "bake", bake(out=str(t / "a_file" / "x.blend")), 1, "is a file"),

@@ -25,14 +25,22 @@ def test_silence_rests_the_face_in_animate_and_stream(speech16k, topology):
     animator = Animator.load(weights_dir="/nonexistent-weights", encoder="mel", allow_random=True)
     rate = 16000
     clip = np.concatenate([speech16k[:rate * 2], np.zeros(rate * 2, np.float32), speech16k[:rate]])
-    anim = animator.animate((clip, rate), topology.template, fps=30)
+    anim = animator.animate((clip, rate), topology.template, fps=30, upper_face=False)
     moving = np.abs(anim.displacements).reshape(anim.num_frames, -1).max(axis=1)
     t = np.arange(anim.num_frames) / 30
     quiet = (t > 2.0 + voice_activity.HOLD_S + voice_activity.FADE_S) & \
             (t < 4.0 - voice_activity.HOLD_S - voice_activity.FADE_S)
     assert quiet.sum() > 30 and (moving[quiet] == 0).all()
     assert moving[t < 1.5].max() > 0
-    streamed = np.concatenate([b for _, b in animator.stream((clip, rate), topology.template, fps=30)])
+    streamed = np.concatenate([b for _, b in animator.stream((clip, rate), topology.template, fps=30,
+                                                             upper_face=False)])
     assert np.array_equal(streamed, anim.displacements)
-    zeros = animator.animate((np.zeros(rate * 3, np.float32), rate), topology.template, fps=30)
+    zeros = animator.animate((np.zeros(rate * 3, np.float32), rate), topology.template, fps=30, upper_face=False)
     assert np.abs(zeros.displacements).max() == 0.0
+    # with the upper-face layer (the default) people still blink in silence: only the lids move
+    layered = animator.animate((np.zeros(rate * 3, np.float32), rate), topology.template, fps=30)
+    moved = np.abs(layered.displacements).max(axis=(0, 2)) > 0
+    lids = np.zeros(len(moved), bool)
+    for side in ("L", "R"):
+        lids[layered.upper_face.keys[layered.upper_face.names.index(f"blink_{side}")].any(axis=1)] = True
+    assert not (moved & ~lids).any()
