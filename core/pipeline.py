@@ -3,9 +3,9 @@
     audio -> speech encoder -> S2L -> 68 landmark displacements (template frame)
           -> S2D -> 5023 vertex displacements -> user frame (alignment) -> neutral + d
 
-Long clips are processed in overlapping chunks (the BiLSTM sees ``context_seconds`` of audio
-on each side of every chunk) and ``Animator.stream`` yields blocks of frames, so memory stays
-bounded whatever the length. ``Animator.animate`` collects the blocks into one ``Animation``.
+The speech encoder runs once over the clip; long clips then go through S2L in overlapping
+chunks (the BiLSTM sees ``context_seconds`` of audio on each side of every chunk) and
+``Animator.stream`` yields blocks of frames, so memory stays bounded whatever the length. ``Animator.animate`` collects the blocks into one ``Animation``.
 """
 
 from __future__ import annotations
@@ -121,15 +121,15 @@ class Animator:
         else:  # (kept frames start, stop) inside (window start, stop) with context around
             windows = [(s, min(total, s + chunk), max(0, s - ctx), min(total, s + chunk + ctx))
                        for s in range(0, total, chunk)]
+        # The encoder runs once over the whole clip (its own chunks, both cores); each S2L window
+        # takes the encoder frames that cover it, and is told where frame a falls in them.
+        features = self.encoder.features(samples16k, should_cancel=should_cancel)
         for start, stop, a, b in windows:
             _check_cancel(should_cancel)
-            # Cut the audio on the encoder's frame grid, so a window sees the very frames a whole
-            # pass would, and tell S2L where frame a falls after the cut.
-            s0 = int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
-            s1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
-            features = self.encoder.features(samples16k[s0:max(s1, s0 + 1)])
-            offset = a / fps - s0 / audio_io.SAMPLE_RATE
-            yield start, self.s2l(features, b - a, fps, offset)[start - a:stop - a]
+            e0 = min(int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME, len(features) - 1)
+            e1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME))
+            offset = a / fps - e0 * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
+            yield start, self.s2l(features[e0:max(e1, e0 + 1)], b - a, fps, offset)[start - a:stop - a]
 
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,

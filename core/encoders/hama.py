@@ -44,6 +44,8 @@ class HamaEncoder(SpeechEncoder):
     # The recogniser returns at most 1500 frames (30 s) per call: stay well below.
     chunk_seconds = 20.0
     context_seconds = 3.0
+    # The native engine runs one thread per call and ctypes releases the GIL: two chunks at once.
+    workers = 2
 
     def __init__(self):
         model = _model()
