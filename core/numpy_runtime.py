@@ -163,7 +163,8 @@ class NumpyS2D:
             y = (x.reshape(-1, c_in) @ level.weight).reshape(n_coarse, b, s, c_out)
             y = np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(n_coarse * s, b * c_out)
             # The merged up-sampling + spiral gather: a weighted sum of 27 rows of y per vertex.
-            x = np.einsum("nj,njk->nk", level.coef, y[level.index]).reshape(-1, b, c_out)
+            gathered = np.take(y, level.flat_index, axis=0).reshape(len(level.coef), -1, b * c_out)
+            x = np.einsum("nj,njk->nk", level.coef, gathered).reshape(-1, b, c_out)
             x += level.bias
         return np.ascontiguousarray(x.transpose(1, 0, 2))
 
@@ -175,6 +176,10 @@ class FoldedLevel:
     index: np.ndarray       # (N_fine, 3 S) int: rows of Y reshaped (N_coarse * S, ...)
     coef: np.ndarray        # (N_fine, 3 S) float32 barycentric weight of each row
     spiral_length: int
+
+    @property
+    def flat_index(self) -> np.ndarray:
+        return self.index.reshape(-1)  # np.take on a flat index is ~2x faster than y[index]
 
 
 @dataclass
