@@ -1,11 +1,14 @@
 """Torch back end for inference: the training modules behind the numpy runtime's interface.
 
 Optional: used when torch is importable and the user asks for it (CUDA when available).
+On the CPU each call runs on one thread: these operations are too small for torch's thread
+pool, which made them several times slower on two cores (tools/benchmark.py).
 """
 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -14,6 +17,21 @@ from .mesh_hierarchy import load_hierarchy
 from .numpy_runtime import fold_s2d
 from .s2d import S2D, S2DConfig
 from .s2l import S2L, S2LConfig
+
+
+@contextmanager
+def _cpu_threads(device: torch.device, threads: int = 1):
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
 
 
 def _load_state(module: torch.nn.Module, state: dict) -> None:
@@ -30,7 +48,8 @@ class TorchS2L:
     @torch.no_grad()
     def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
         x = torch.from_numpy(np.asarray(features, np.float32))[None].to(self.device)
-        return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
+        with _cpu_threads(self.device):
+            return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
 
 
 class TorchS2D:
@@ -51,6 +70,10 @@ class TorchS2D:
 
     @torch.no_grad()
     def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        with _cpu_threads(self.device):
+            return self._forward(landmark_displacements)
+
+    def _forward(self, landmark_displacements: np.ndarray) -> np.ndarray:
         lmk = torch.from_numpy(np.asarray(landmark_displacements, np.float32)).to(self.device)
         b = lmk.shape[0]
         x = (lmk.reshape(b, -1) @ self.first_weight + self.first_bias).reshape(b, self.coarse_size, -1).transpose(0, 1)
