@@ -108,11 +108,14 @@ class Animator:
     # ------------------------------------------------------------------------------ stages
 
     def landmark_displacements(self, samples16k: np.ndarray, fps: float,
-                               should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
-        """S2L on a whole clip: (T, 68, 3) displacements in the template frame."""
-        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel)])
+                               should_cancel: Callable[[], bool] | None = None,
+                               features: np.ndarray | None = None) -> np.ndarray:
+        """S2L on a whole clip: (T, 68, 3) displacements in the template frame.
 
-    def _s2l_chunks(self, samples16k, fps, should_cancel=None) -> Iterator[tuple[int, np.ndarray]]:
+        ``features``: the encoder's output for these samples, when already computed."""
+        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel, features)])
+
+    def _s2l_chunks(self, samples16k, fps, should_cancel=None, features=None) -> Iterator[tuple[int, np.ndarray]]:
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         chunk = max(1, int(round(self.chunk_seconds * fps)))
         ctx = int(round(self.context_seconds * fps))
@@ -123,7 +126,8 @@ class Animator:
                        for s in range(0, total, chunk)]
         # The encoder runs once over the whole clip (its own chunks, both cores); each S2L window
         # takes the encoder frames that cover it, and is told where frame a falls in them.
-        features = self.encoder.features(samples16k, should_cancel=should_cancel)
+        if features is None:
+            features = self.encoder.features(samples16k, should_cancel=should_cancel)
         for start, stop, a, b in windows:
             _check_cancel(should_cancel)
             e0 = min(int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME, len(features) - 1)
