@@ -10,6 +10,8 @@ chunks (the BiLSTM sees ``context_seconds`` of audio on each side of every chunk
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -58,6 +60,7 @@ class Animator:
     chunk_seconds = 30.0
     context_seconds = 3.0
     s2d_batch = 32
+    s2d_workers = 2
 
     def __init__(self, encoder, s2l, s2d, *, backend: str, trained: bool, source: str):
         self.encoder, self.s2l, self.s2d = encoder, s2l, s2d
@@ -156,14 +159,32 @@ class Animator:
                          audio_io.duration_seconds(job.samples), self.trained, self.describe())
 
     def _stream(self, job: "_Job", intensity, progress, should_cancel):
-        done = 0
-        for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel):
-            for i in range(0, len(lmk), self.s2d_batch):
+        def decode(lmk: np.ndarray) -> np.ndarray:
+            dense = self.s2d(lmk)
+            block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
+            return block.astype(np.float32)
+
+        # S2D batches run on `s2d_workers` threads (numpy and torch release the GIL), in order,
+        # with a few batches in flight so memory stays bounded.
+        done, pending = 0, deque()
+        with ThreadPoolExecutor(self.s2d_workers) as pool:
+            for start, lmk in self._s2l_chunks(job.samples, job.fps, should_cancel):
+                for i in range(0, len(lmk), self.s2d_batch):
+                    _check_cancel(should_cancel)
+                    pending.append((start + i, pool.submit(decode, lmk[i:i + self.s2d_batch])))
+                    while len(pending) > 2 * self.s2d_workers:
+                        first, job_block = pending.popleft()
+                        block = job_block.result()
+                        done += len(block)
+                        yield first, block
+                        if progress:
+                            progress(done / job.total)
+            while pending:
                 _check_cancel(should_cancel)
-                dense = self.s2d(lmk[i:i + self.s2d_batch])
-                block = job.similarity.displacements_from_canonical(dense.astype(np.float64)) * intensity
-                yield start + i, block.astype(np.float32)
-                done += len(dense)
+                first, job_block = pending.popleft()
+                block = job_block.result()
+                done += len(block)
+                yield first, block
                 if progress:
                     progress(done / job.total)
 

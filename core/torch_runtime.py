@@ -1,14 +1,14 @@
 """Torch back end for inference: the training modules behind the numpy runtime's interface.
 
 Optional: used when torch is importable and the user asks for it (CUDA when available).
-On the CPU each call runs on one thread: these operations are too small for torch's thread
-pool, which made them several times slower on two cores (tools/benchmark.py).
+On the CPU torch runs on one thread: these operations are too small for its thread pool,
+which made them several times slower on two cores; the pipeline runs S2D batches on two
+threads itself.
 """
 
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -19,19 +19,9 @@ from .s2d import S2D, S2DConfig
 from .s2l import S2L, S2LConfig
 
 
-@contextmanager
-def _cpu_threads(device: torch.device, threads: int = 1):
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    if before != threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if before != threads:
-            torch.set_num_threads(before)
+def _one_cpu_thread(device: torch.device) -> None:
+    if device.type == "cpu" and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)  # process-wide; the pipeline runs S2D on its own threads instead
 
 
 def _load_state(module: torch.nn.Module, state: dict) -> None:
@@ -41,6 +31,7 @@ def _load_state(module: torch.nn.Module, state: dict) -> None:
 class TorchS2L:
     def __init__(self, config: dict, state: dict, device: str = "cpu"):
         self.device = torch.device(device)
+        _one_cpu_thread(self.device)
         self.model = S2L(S2LConfig(**config))
         _load_state(self.model, state)
         self.model.eval().to(self.device)
@@ -48,8 +39,7 @@ class TorchS2L:
     @torch.no_grad()
     def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0) -> np.ndarray:
         x = torch.from_numpy(np.asarray(features, np.float32))[None].to(self.device)
-        with _cpu_threads(self.device):
-            return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
+        return self.model(x, num_frames, fps, offset)[0].cpu().numpy()
 
 
 class TorchS2D:
@@ -58,6 +48,7 @@ class TorchS2D:
 
     def __init__(self, config: dict, state: dict, device: str = "cpu"):
         self.device = torch.device(device)
+        _one_cpu_thread(self.device)
         S2D(S2DConfig(**config)).load_state_dict(  # same strict name and shape check as training
             {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state.items()}, strict=True)
         folded = fold_s2d(config, state, load_hierarchy())
@@ -70,10 +61,6 @@ class TorchS2D:
 
     @torch.no_grad()
     def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
-        with _cpu_threads(self.device):
-            return self._forward(landmark_displacements)
-
-    def _forward(self, landmark_displacements: np.ndarray) -> np.ndarray:
         lmk = torch.from_numpy(np.asarray(landmark_displacements, np.float32)).to(self.device)
         b = lmk.shape[0]
         x = (lmk.reshape(b, -1) @ self.first_weight + self.first_bias).reshape(b, self.coarse_size, -1).transpose(0, 1)
