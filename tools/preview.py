@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -575,6 +576,7 @@ def main(argv=None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     name = args.name or os.path.splitext(os.path.basename(args.blend))[0]
     folder = tempfile.mkdtemp(prefix="s2f_preview_")
+    started = time.perf_counter()
     try:
         if args.engine == "fast":
             frames, (width, height) = render_frames_fast(scene, obj, first, last, folder, args.profile, args.height)
@@ -592,6 +594,7 @@ def main(argv=None) -> int:
             mp4 = os.path.join(out_dir, f"{name}.mp4")
             encode_video(scene, frames, first, mp4)
             print(f"wrote {mp4} ({os.path.getsize(mp4) / 1e6:.2f} MB, frames {first}-{last}, sound muxed)")
+        print(f"{last - first + 1} frames in {time.perf_counter() - started:.1f} s ({args.engine} engine)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if not rec.get("trained", True):
