@@ -106,7 +106,16 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
     cutoff = min(1.0, up / down)  # fraction of the input Nyquist that survives
     half = int(np.ceil(zero_crossings / cutoff))
     taps = np.arange(-half, half + 1)
-    padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(half + 2, np.float32)])
+    fast = up * (down + len(taps)) <= 1 << 22
+    if fast:  # see below; whole periods of `up` outputs may read past the end of the input
+        periods = -(-n_out // up)
+        offsets = np.arange(up) * down // up
+        groups = np.array_split(np.arange(up), max(1, min(up, round(down / len(taps)))))
+        spans = [int(offsets[g[-1]] - offsets[g[0]]) + len(taps) for g in groups]
+        tail = max(half + 2, periods * down + down + max(spans) + 1 - (half + 1 + len(x)))
+    else:
+        tail = half + 2
+    padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(tail, np.float32)])
 
     def kernel(p: int) -> np.ndarray:
         """Taps for outputs whose position k*down/up has fractional part p/up."""
@@ -114,19 +123,13 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
         window = np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(8.0)
         return (cutoff * np.sinc(cutoff * t) * window).astype(np.float32)
 
-    out = np.empty(n_out, np.float32)
-    if up * (down + len(taps)) <= 1 << 22:
+    if fast:
         # Output m*up + r (r < up) reads the input from m*down + (r*down)//up on, with the taps of
         # phase (r*down) % up. A group of consecutive r shares one window of the input: its
         # filters, placed at their offsets, form one small matrix, and each block of periods
-        # m is one BLAS product with the overlapping input windows.
-        periods = -(-n_out // up)
-        offsets = np.arange(up) * down // up
-        groups = np.array_split(np.arange(up), max(1, min(up, round(down / len(taps)))))
-        spans = [int(offsets[g[-1]] - offsets[g[0]]) + len(taps) for g in groups]
-        # Output k's first tap reads padded[k*down//up + 1]; whole periods may run past the end.
-        padded = np.concatenate([padded, np.zeros(max(0, periods * down + down + max(spans) + 1 - len(padded)), np.float32)])
-        result = out if n_out == periods * up else np.empty(periods * up, np.float32)
+        # m is one BLAS product with the overlapping input windows. Output k's first tap reads
+        # padded[k*down//up + 1].
+        result = np.empty(periods * up, np.float32)
         table = result.reshape(periods, up)
         rows = max(1, (1 << 20) // max(spans))  # bounds memory: rows x span windows per product
         for g, span in zip(groups, spans):
@@ -139,10 +142,9 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
                 first = padded[1 + m0 * down + offsets[g[0]]:]
                 windows = np.lib.stride_tricks.as_strided(first, (m1 - m0, span), (first.strides[0] * down, first.strides[0]))
                 table[m0:m1, g[0]:g[-1] + 1] = np.ascontiguousarray(windows) @ bank
-        if result is not out:
-            out[:] = result[:n_out]
-        return out
+        return result[:n_out]
     # Rates with a huge common period (e.g. 16001 Hz): gather per phase instead.
+    out = np.empty(n_out, np.float32)
     filters = {}
     block = 1 << 15  # bounds memory: block x taps gather
     for start in range(0, n_out, block):
