@@ -31,16 +31,20 @@ class Rasteriser:
                 n[:, c] += np.bincount(self.faces[:, k], weights=fn[:, c], minlength=len(v))
         return (n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-20)).astype(np.float32)
 
-    def draw(self, image: np.ndarray, screen: np.ndarray, normals: np.ndarray, inside_box=None) -> None:
+    def draw(self, image: np.ndarray, screen: np.ndarray, normals: np.ndarray, inside_box=None,
+             depth_buffer: np.ndarray | None = None, triangles: np.ndarray | None = None) -> None:
         """Draw into ``image`` (H, W, 3) float (a view of a wider frame is fine).
 
         ``screen``: (V, 3) pixel x (right), pixel y (down) and depth (larger is nearer);
         ``normals`` in the same camera frame (z to camera). Triangles facing away are skipped
         (half the work) except inside ``inside_box`` = (x0, y0, x1, y1) pixels, e.g. around
-        the mouth, where the inside of the head shows through the lips.
+        the mouth, where the inside of the head shows through the lips. ``depth_buffer``
+        (H, W) float, -inf where empty: only nearer pixels are drawn, and it is updated, so a
+        layer drawn once (the parts of a head that do not move) can be reused under others.
+        ``triangles``: indices of the faces to draw (default all).
         """
         h, w = self.height, self.width
-        f = self.faces
+        f = self.faces if triangles is None else self.faces[triangles]
         screen = np.asarray(screen, np.float32)
         X, Y, Z = screen[f, 0], screen[f, 1], screen[f, 2]
         lo_x = np.maximum(np.floor(X.min(1) - 0.5), 0).astype(np.int64)
@@ -60,6 +64,7 @@ class Rasteriser:
         counts = bw * bh
         if counts.sum() == 0:
             return
+        counts = counts.astype(np.int64)
         # Every pixel of every triangle's bounding box, as flat arrays (no padding to a size).
         tri = np.repeat(sel, counts)
         local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -76,12 +81,18 @@ class Rasteriser:
         tri, bary = tri[keep], np.stack([w0[keep], w1[keep], w2[keep]], axis=1)
         pix = py[keep] * w + px[keep]
         depth = (bary * Z[tri]).sum(1)
+        if not len(depth):
+            return
         # One sort on pixel + depth scaled into [0, 1): per pixel, the nearest comes last.
         z_lo, z_hi = float(depth.min()), float(depth.max())
         key = pix + (depth - z_lo).astype(np.float64) * (0.5 / max(z_hi - z_lo, 1e-12))
         order = np.argsort(key)
         sorted_pix = pix[order]
         win = order[np.append(sorted_pix[1:] != sorted_pix[:-1], True)]
+        if depth_buffer is not None:
+            flat = depth_buffer.reshape(-1)
+            win = win[depth[win] > flat[pix[win]]]
+            flat[pix[win]] = depth[win]
         corners = f[tri[win]]
         b = bary[win]
         n = (b[:, 0:1] * normals[corners[:, 0]] + b[:, 1:2] * normals[corners[:, 1]]
