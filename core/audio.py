@@ -183,7 +183,8 @@ def normalise_loudness(x: np.ndarray) -> np.ndarray:
     if level <= 1e-8:
         return x.copy()
     gain = min(MAX_GAIN, SPEECH_LEVEL / level)
-    return np.clip(x * gain, -1.0, 1.0).astype(np.float32)
+    out = x * np.float32(gain)  # one new array: long clips are tens of MB
+    return np.clip(out, -1.0, 1.0, out=out)
 
 
 def is_silent(x: np.ndarray, threshold: float = 1e-3) -> bool:

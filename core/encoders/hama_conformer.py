@@ -185,11 +185,14 @@ class HamaConformer:
         t, hd = len(x), c.width // c.heads
         qkv = (x @ w_in + b_in).reshape(t, 3, c.heads, hd).transpose(1, 2, 0, 3)   # (3, H, T, hd)
         q, k, v = qkv[0] * np.float32(1.0 / np.sqrt(hd)), qkv[1], qkv[2]
-        s = q @ k.transpose(0, 2, 1)
-        s -= s.max(axis=-1, keepdims=True)
-        np.exp(s, out=s)
-        s /= s.sum(axis=-1, keepdims=True)
-        return (s @ v).transpose(1, 0, 2).reshape(t, c.width) @ w_out + b_out
+        heads = np.empty((t, c.heads, hd), np.float32)
+        for i in range(c.heads):  # one (T, T) score matrix at a time: 7 MB for a 26 s chunk
+            s = q[i] @ k[i].T
+            s -= s.max(axis=-1, keepdims=True)
+            np.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+            heads[:, i] = s @ v[i]
+        return heads.reshape(t, c.width) @ w_out + b_out
 
     def _norm(self, x, w, b):
         m = x.mean(axis=-1, keepdims=True)
