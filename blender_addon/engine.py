@@ -61,16 +61,11 @@ def weights_state(weights_dir=None, encoder: str = "hama") -> tuple[str, str]:
 
 
 def hama_available() -> bool:
-    """hama ships native libraries for Linux x86-64/aarch64 and macOS only (not Windows)."""
+    """hama's recogniser runs wherever its wheel is installed: core reads the wheel's weights with
+    numpy (hama's native library, Linux and macOS only, is not needed)."""
     if "hama" not in _capabilities:
-        ok = False
-        if importlib.util.find_spec("hama") is not None:
-            try:
-                from hama import _engine  # loads the native library, nothing more
-                ok = _engine._LIB is not None
-            except Exception:  # any failure to load the library means "not here"
-                ok = False
-        _capabilities["hama"] = ok
+        hama = importlib.import_module(core.__name__ + ".encoders.hama")
+        _capabilities["hama"] = hama.availability("numpy")[0]
     return _capabilities["hama"]
 
 
@@ -97,7 +92,7 @@ def cuda_available() -> bool:
 def resolve_encoder(encoder: str) -> tuple[str, str]:
     """(encoder actually used, note for the user) - hama falls back to mel where it cannot run."""
     if encoder == "hama" and not hama_available():
-        return "mel", (f"hama has no native library for {platform.system()} {platform.machine()}: "
+        return "mel", (f"hama's recogniser weights are not installed on {platform.system()} {platform.machine()}: "
                        "using the mel front end")
     return encoder, ""
 

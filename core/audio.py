@@ -108,20 +108,53 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
     cutoff = min(1.0, up / down)  # fraction of the input Nyquist that survives
     half = int(np.ceil(zero_crossings / cutoff))
     taps = np.arange(-half, half + 1)
-    padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(half + 2, np.float32)])
-    # Output k sits at input position k*down/up; its taps depend only on the phase (k*down) % up,
-    # so each of the `up` filters is built once.
-    filters = {}
+    fast = up * (down + len(taps)) <= 1 << 22
+    if fast:  # see below; whole periods of `up` outputs may read past the end of the input
+        periods = -(-n_out // up)
+        offsets = np.arange(up) * down // up
+        groups = np.array_split(np.arange(up), max(1, min(up, round(down / len(taps)))))
+        spans = [int(offsets[g[-1]] - offsets[g[0]]) + len(taps) for g in groups]
+        tail = max(half + 2, periods * down + down + max(spans) + 1 - (half + 1 + len(x)))
+    else:
+        tail = half + 2
+    padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(tail, np.float32)])
+
+    def kernel(p: int) -> np.ndarray:
+        """Taps for outputs whose position k*down/up has fractional part p/up."""
+        t = taps - p / up
+        window = np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(8.0)
+        return (cutoff * np.sinc(cutoff * t) * window).astype(np.float32)
+
+    if fast:
+        # Output m*up + r (r < up) reads the input from m*down + (r*down)//up on, with the taps of
+        # phase (r*down) % up. A group of consecutive r shares one window of the input: its
+        # filters, placed at their offsets, form one small matrix, and each block of periods
+        # m is one BLAS product with the overlapping input windows. Output k's first tap reads
+        # padded[k*down//up + 1].
+        result = np.empty(periods * up, np.float32)
+        table = result.reshape(periods, up)
+        rows = max(1, (1 << 20) // max(spans))  # bounds memory: rows x span windows per product
+        for g, span in zip(groups, spans):
+            bank = np.zeros((span, len(g)), np.float32)
+            for j, r in enumerate(g):
+                offset, p = divmod(int(r) * down, up)
+                bank[offset - offsets[g[0]]:offset - offsets[g[0]] + len(taps), j] = kernel(p)
+            for m0 in range(0, periods, rows):
+                m1 = min(periods, m0 + rows)
+                first = padded[1 + m0 * down + offsets[g[0]]:]
+                windows = np.lib.stride_tricks.as_strided(first, (m1 - m0, span), (first.strides[0] * down, first.strides[0]))
+                table[m0:m1, g[0]:g[-1] + 1] = np.ascontiguousarray(windows) @ bank
+        return result[:n_out]
+    # Rates with a huge common period (e.g. 16001 Hz): gather per phase instead.
     out = np.empty(n_out, np.float32)
+    filters = {}
     block = 1 << 15  # bounds memory: block x taps gather
     for start in range(0, n_out, block):
         k = np.arange(start, min(n_out, start + block))
         base, phase = np.divmod(k * down, up)
         for p in np.unique(phase):
             if p not in filters:
-                t = taps - p / up
-                window = np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(8.0)
-                filters[p] = (cutoff * np.sinc(cutoff * t) * window).astype(np.float32)
+                filters[p] = kernel(p)
             sel = np.flatnonzero(phase == p)
             idx = base[sel, None] + taps[None, :] + half + 1
             out[k[sel]] = padded[idx] @ filters[p]
@@ -151,7 +184,7 @@ def normalise_loudness(x: np.ndarray) -> np.ndarray:
     if level <= 1e-8:
         return x.copy()
     gain = min(MAX_GAIN, SPEECH_LEVEL / level)
-    out = x * np.float32(gain)
+    out = x * np.float32(gain)  # one new array: long clips are tens of MB
     return np.clip(out, -1.0, 1.0, out=out)
 
 

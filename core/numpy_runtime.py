@@ -1,11 +1,14 @@
 """Inference of S2L and S2D in pure numpy, so the add-on runs in stock Blender.
 
-Mirrors ``core.s2l.S2L`` and ``core.s2d.S2D`` operation for operation, reading the same
-parameter names as their torch ``state_dict``; parity tests keep the two equal. Configs are
+Reads the same parameter names as the torch ``state_dict`` of ``core.s2l.S2L`` and
+``core.s2d.S2D``; S2L mirrors it operation for operation, S2D is an exact regrouping of the
+same arithmetic (``fold_s2d``). Parity tests keep them equal. Configs are
 plain dicts with the fields of S2LConfig / S2DConfig (torch is not importable here).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -124,37 +127,105 @@ def s2d_parameter_shapes(config: dict, hierarchy: MeshHierarchy | None = None) -
 
 
 class NumpyS2D:
+    """S2D as an exact reformulation of ``core.s2d.S2D`` with about a third of the arithmetic.
+
+    Everything between two activations is linear, so it is regrouped, not approximated:
+      * the first linear layer is folded into the first spiral convolution (one 204 x 1280
+        matrix, computed once in float64);
+      * a spiral convolution after up-sampling, conv(U x), is applied at the coarse level,
+        Y_s = x W_s (one matmul for all spiral positions), and its up-sampling and spiral
+        gather become one sparse operator, out[v] = sum_s sum_k U[spiral[v, s], k] Y_s[k]:
+        27 (index, weight) pairs per fine vertex, precomputed as plain arrays (no scipy).
+    Results equal the layer-by-layer network up to float32 rounding (tests/test_networks.py).
+    """
+
     def __init__(self, config: dict, state: dict, hierarchy: MeshHierarchy | None = None):
         self.config = c = {**S2D_DEFAULTS, **config}
         self.h = hierarchy or load_hierarchy()
         _check_state("S2D", s2d_parameter_shapes(c, self.h), state)
-        self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
-        levels = len(self.h.level_sizes)
-        self.levels = list(range(levels - 1, -1, -1))
-        self.ups = [(self.h.up_index[level - 1], self.h.up_weight[level - 1]) for level in self.levels if level > 0]
+        self.folded = fold_s2d(c, state, self.h)
+        self.elu = c["activation"] == "elu"
+
+    # Frames per pass: the gathered (N, 27, frames * C) block stays in cache (measured fastest).
+    frames_per_pass = 8
 
     def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
         """(B, 68, 3) -> (B, 5023, 3) vertex displacements."""
-        p, f = self.p, self.config["filters"]
+        x = np.asarray(landmark_displacements, np.float32)
+        step = self.frames_per_pass
+        if len(x) <= step:
+            return self._forward(x)
+        return np.concatenate([self._forward(x[i:i + step]) for i in range(0, len(x), step)])
+
+    def _forward(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        fs = self.folded
         b = landmark_displacements.shape[0]
-        x = (landmark_displacements.reshape(b, -1).astype(np.float32) / np.float32(self.config["scale"])) @ p["fc.weight"].T + p["fc.bias"]
+        x = landmark_displacements.reshape(b, -1) @ fs.first_weight + fs.first_bias
         # Vertex-major layout (N, B, C): gathering whole rows is what numpy does fastest.
-        x = np.ascontiguousarray(x.reshape(b, int(self.h.level_sizes[-1]), f[0]).transpose(1, 0, 2))
-        for i, level in enumerate(self.levels):
-            spiral = self.h.spirals[level]
-            w = p[f"convs.{i}.linear.weight"].reshape(f[i + 1], spiral.shape[1], f[i])
-            # Linear layer on the concatenated spiral = sum over spiral positions of a matmul.
-            out = x[spiral[:, 0]] @ w[:, 0].T
-            for s in range(1, spiral.shape[1]):
-                out += x[spiral[:, s]] @ w[:, s].T
-            x = out + p[f"convs.{i}.linear.bias"]
-            if i < len(self.ups):
-                index, weight = self.ups[i]
-                x = _elu(x) if self.config["activation"] == "elu" else np.maximum(x, 0)
-                weight = weight.astype(np.float32)
-                x = (x[index[:, 0]] * weight[:, 0, None, None] + x[index[:, 1]] * weight[:, 1, None, None]
-                     + x[index[:, 2]] * weight[:, 2, None, None])
-        return np.ascontiguousarray(x.transpose(1, 0, 2)) * np.float32(self.config["scale"])
+        x = np.ascontiguousarray(x.reshape(b, fs.coarse_size, -1).transpose(1, 0, 2))
+        for level in fs.levels:
+            x = _elu(x) if self.elu else np.maximum(x, 0)
+            n_coarse, _, c_in = x.shape
+            s, c_out = level.spiral_length, level.bias.shape[0]
+            y = (x.reshape(-1, c_in) @ level.weight).reshape(n_coarse, b, s, c_out)
+            y = np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(n_coarse * s, b * c_out)
+            # The merged up-sampling + spiral gather: a weighted sum of 27 rows of y per vertex.
+            gathered = np.take(y, level.flat_index, axis=0).reshape(len(level.coef), -1, b * c_out)
+            x = np.einsum("nj,njk->nk", level.coef, gathered).reshape(-1, b, c_out)
+            x += level.bias
+        return np.ascontiguousarray(x.transpose(1, 0, 2))
+
+
+@dataclass
+class FoldedLevel:
+    weight: np.ndarray      # (C_in, S * C_out): column s * C_out + o is W[o, s, :]
+    bias: np.ndarray        # (C_out,)
+    index: np.ndarray       # (N_fine, 3 S) int: rows of Y reshaped (N_coarse * S, ...)
+    coef: np.ndarray        # (N_fine, 3 S) float32 barycentric weight of each row
+    spiral_length: int
+
+    @property
+    def flat_index(self) -> np.ndarray:
+        return self.index.reshape(-1)  # np.take on a flat index is ~2x faster than y[index]
+
+
+@dataclass
+class FoldedS2D:
+    coarse_size: int
+    first_weight: np.ndarray    # (68 * 3, N_coarse * C_1): input in metres
+    first_bias: np.ndarray      # (N_coarse * C_1,)
+    levels: list                # FoldedLevel per up-sampled spiral convolution
+
+
+def fold_s2d(config: dict, state: dict, hierarchy: MeshHierarchy) -> FoldedS2D:
+    """The S2D parameters regrouped for inference (see NumpyS2D); float64 sums, float32 out."""
+    c = {**S2D_DEFAULTS, **config}
+    h, f, scale = hierarchy, c["filters"], float(c["scale"])
+    p = {k: np.asarray(v, np.float64) for k, v in state.items()}
+    order = list(range(len(h.level_sizes) - 1, -1, -1))          # coarsest -> full resolution
+    n0, spiral0 = int(h.level_sizes[order[0]]), h.spirals[order[0]]
+    # fc then conv 0: out[v] = sum_s W0_s (fc_W[spiral[v, s]] x / scale + fc_b[spiral[v, s]]) + b0.
+    w0 = p["convs.0.linear.weight"].reshape(f[1], spiral0.shape[1], f[0])             # (O, S, C)
+    fc_w = p["fc.weight"].reshape(n0, f[0], -1)[spiral0]                              # (N, S, C, I)
+    fc_b = p["fc.bias"].reshape(n0, f[0])[spiral0]                                    # (N, S, C)
+    first_w = np.einsum("osc,nsci->ino", w0, fc_w).reshape(fc_w.shape[-1], n0 * f[1]) / scale
+    first_b = (np.einsum("osc,nsc->no", w0, fc_b) + p["convs.0.linear.bias"]).reshape(-1)
+    levels = []
+    for i in range(1, len(order)):
+        fine, spiral = order[i], h.spirals[order[i]]
+        s = spiral.shape[1]
+        w = p[f"convs.{i}.linear.weight"].reshape(f[i + 1], s, f[i])                  # (O, S, C)
+        b = p[f"convs.{i}.linear.bias"]
+        if i == len(order) - 1:  # the network's output scale, folded into the last layer
+            w, b = w * scale, b * scale
+        up_index, up_weight = h.up_index[fine], h.up_weight[fine]                      # fine -> coarse
+        index = (up_index[spiral].astype(np.int64) * s + np.arange(s)[None, :, None]).reshape(len(spiral), -1)
+        coef = up_weight[spiral].reshape(len(spiral), -1)
+        levels.append(FoldedLevel(
+            weight=np.ascontiguousarray(w.transpose(2, 1, 0).reshape(f[i], s * f[i + 1]), np.float32),
+            bias=b.astype(np.float32), index=np.ascontiguousarray(index.astype(np.intp)),
+            coef=np.ascontiguousarray(coef, np.float32), spiral_length=s))
+    return FoldedS2D(n0, first_w.astype(np.float32), first_b.astype(np.float32), levels)
 
 
 # ------------------------------------------------------------------------------------- shared

@@ -3,12 +3,13 @@
     audio -> speech encoder -> S2L -> 68 landmark displacements (template frame)
           -> S2D -> 5023 vertex displacements -> user frame (alignment) -> neutral + d
 
-Long clips are processed in overlapping chunks (the BiLSTM sees ``context_seconds`` of audio
-on each side of every chunk) and ``Animator.stream`` yields blocks of frames, so memory stays
-bounded whatever the length. ``Animator.animate`` collects the blocks into one ``Animation``.
-The stages are also callable one by one (``prepare``, ``landmark_track``, ``decode``) so a
-caller can keep the small landmark track (68 points per frame) and decode frames more than once
-(the compact bake's two streaming passes) without holding every dense frame.
+The speech encoder runs once over the clip; long clips then go through S2L in overlapping
+chunks (the BiLSTM sees ``context_seconds`` of audio on each side of every chunk) and
+``Animator.stream`` yields blocks of frames, so memory stays bounded whatever the length.
+``Animator.animate`` collects the blocks into one ``Animation``. The stages are also callable
+one by one (``prepare``, ``landmark_track``, ``decode``) so a caller can keep the small landmark
+track (68 points per frame) and decode frames more than once (the compact bake's two streaming
+passes) without holding every dense frame.
 
 In digital silence the face rests: ``core.voice_activity`` fades the displacements to zero
 away from sound, in every path.
@@ -116,11 +117,15 @@ class Animator:
     # ------------------------------------------------------------------------------ stages
 
     def landmark_displacements(self, samples16k: np.ndarray, fps: float,
-                               should_cancel: Callable[[], bool] | None = None, expression=None) -> np.ndarray:
-        """S2L on a whole clip: (T, 68, 3) displacements in the template frame."""
+                               should_cancel: Callable[[], bool] | None = None, expression=None,
+                               features: np.ndarray | None = None) -> np.ndarray:
+        """S2L on a whole clip: (T, 68, 3) displacements in the template frame.
+
+        ``features``: the encoder's output for these samples, when already computed."""
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         codes = self._codes(expression, total, fps)
-        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel, codes)])
+        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel, codes,
+                                                                      features)])
 
     @property
     def condition_dim(self) -> int:
@@ -137,7 +142,8 @@ class Animator:
         expr = expr or expression_mod.Expression()
         return expr.codes(total, fps)
 
-    def _s2l_chunks(self, samples16k, fps, should_cancel=None, codes=None) -> Iterator[tuple[int, np.ndarray]]:
+    def _s2l_chunks(self, samples16k, fps, should_cancel=None, codes=None,
+                    features=None) -> Iterator[tuple[int, np.ndarray]]:
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         chunk = max(1, int(round(self.chunk_seconds * fps)))
         ctx = int(round(self.context_seconds * fps))
@@ -146,16 +152,17 @@ class Animator:
         else:  # (kept frames start, stop) inside (window start, stop) with context around
             windows = [(s, min(total, s + chunk), max(0, s - ctx), min(total, s + chunk + ctx))
                        for s in range(0, total, chunk)]
+        # The encoder runs once over the whole clip (its own chunks, both cores); each S2L window
+        # takes the encoder frames that cover it, and is told where frame a falls in them.
+        if features is None:
+            features = self.encoder.features(samples16k, should_cancel=should_cancel)
         for start, stop, a, b in windows:
             _check_cancel(should_cancel)
-            # Cut the audio on the encoder's frame grid, so a window sees the very frames a whole
-            # pass would, and tell S2L where frame a falls after the cut.
-            s0 = int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
-            s1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
-            features = self.encoder.features(samples16k[s0:max(s1, s0 + 1)])
-            offset = a / fps - s0 / audio_io.SAMPLE_RATE
+            e0 = min(int(a / fps * audio_io.SAMPLE_RATE) // SAMPLES_PER_FRAME, len(features) - 1)
+            e1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME))
+            offset = a / fps - e0 * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
             code = None if codes is None else codes[a:b]
-            yield start, self.s2l(features, b - a, fps, offset, code)[start - a:stop - a]
+            yield start, self.s2l(features[e0:max(e1, e0 + 1)], b - a, fps, offset, code)[start - a:stop - a]
 
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,

@@ -209,6 +209,8 @@ def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     done = run_tool(PREVIEW, blend, "--out-dir", tmp_path / "prev", "--profile", "--height", "96",
                     "--frames", "1:6", "--sheet", "4")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "EGL" not in log and "Video append" not in log and "Saved:" not in log  # quiet: no per-frame lines
     mp4 = (tmp_path / "prev" / "line.mp4").read_bytes()
     assert mp4[4:8] == b"ftyp" and b"avc1" in mp4 and b"mp4a" in mp4  # H.264 video + AAC sound
     sheet = tmp_path / "prev" / "line_sheet.png"
@@ -266,3 +268,29 @@ def test_bake_targets_arkit_and_expression_options(tmp_path):
         lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert done.returncode != 0 and len(lines) == 1 and fragment in lines[0], done.stderr
         assert not (tmp_path / "bad.blend").exists()
+
+
+def test_rasteriser_keeps_the_nearest_face_and_skips_faces_turned_away():
+    from tools.rasterise import BACKGROUND, Rasteriser
+    # Two overlapping squares facing the camera (the second nearer), and one turned away.
+    v = np.array([[2, 2, 0], [18, 2, 0], [18, 18, 0], [2, 18, 0],
+                  [6, 6, 1], [14, 6, 1], [14, 14, 1], [6, 14, 1]], float)
+    faces = np.array([[0, 2, 1], [0, 3, 2], [4, 6, 5], [4, 7, 6]])   # counter-clockwise on screen
+    r = Rasteriser(faces, 20, 20)
+    n = np.array([[0.0, 0.0, 1.0]] * 4 + [[0.6, 0.0, 0.8]] * 4, np.float32)  # the small one tilted
+    img = np.empty((20, 20, 3))
+    img[:] = BACKGROUND
+    r.draw(img, v, n)
+    big, small = img[4, 4].copy(), img[10, 10].copy()
+    assert not np.allclose(big, BACKGROUND) and not np.allclose(small, big)  # the near square wins
+    depth_far = v.copy()
+    depth_far[4:, 2] = -1.0  # now the small square is behind the big one
+    img[:] = BACKGROUND
+    r.draw(img, depth_far, n)
+    assert np.allclose(img[10, 10], big)
+    away = Rasteriser(faces[:, ::-1], 20, 20)  # clockwise: facing away
+    img[:] = BACKGROUND
+    away.draw(img, v, n)
+    assert np.allclose(img, BACKGROUND)
+    away.draw(img, v, n, inside_box=(0, 0, 19, 19))
+    assert not np.allclose(img[10, 10], BACKGROUND)

@@ -70,3 +70,38 @@ def test_wav2vec2_loads_only_from_a_local_folder(tmp_path, speech16k):
 def test_unknown_encoder():
     with pytest.raises(ValueError, match="Unknown speech encoder"):
         get_encoder("whisper")
+
+
+def test_numpy_hama_equals_hamas_own_engine(speech16k):
+    """hama_conformer (numpy, the default) against hama's native library on real speech, on the
+    posteriors and on what the shipped S2L network makes of them."""
+    from core import weights
+    from core.numpy_runtime import NumpyS2L
+    try:
+        native = get_encoder("hama", engine="native")
+    except EncoderUnavailable as exc:
+        pytest.skip(str(exc))
+    ours = get_encoder("hama")
+    clip = audio.normalise_loudness(speech16k)
+    a, b = ours.features(clip), native.features(clip)
+    assert a.shape == b.shape == (len(clip) // 320, 191)
+    diff = np.abs(a - b)
+    assert diff.max() < 0.1 and diff.mean() < 2e-3, (diff.max(), diff.mean())
+    assert (a.argmax(1) == b.argmax(1)).mean() > 0.99
+    directory = weights.DEFAULT_DIR
+    if weights.has_networks(directory, "s2l_hama"):
+        config, state, _ = weights.load_network(directory, "s2l_hama", "s2l", weights.read_manifest(directory))
+        s2l = NumpyS2L(config, state)
+        la, lb = s2l(a, 200, 30.0), s2l(b, 200, 30.0)
+        # Landmark motion is millimetres; the engines may differ by a small fraction of it.
+        assert np.abs(la - lb).max() < 0.05 * np.abs(lb).max(), (np.abs(la - lb).max(), np.abs(lb).max())
+
+
+def test_hama_package_reader_rejects_other_files(tmp_path):
+    from core.encoders.hama_conformer import HamaConformer, read_package
+    bad = tmp_path / "x.hama"
+    bad.write_bytes(b"not a hama file")
+    with pytest.raises(EncoderUnavailable, match="not a hama weights file"):
+        read_package(bad)
+    with pytest.raises(EncoderUnavailable, match="not the layout"):
+        HamaConformer(tensors={})

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core import framerate, weights
-from core.numpy_runtime import NumpyS2D, NumpyS2L, random_state, s2l_parameter_shapes
+from core.numpy_runtime import NumpyS2D, NumpyS2L, random_state, s2d_parameter_shapes, s2l_parameter_shapes
 from core.s2d import S2D, S2DConfig
 from core.s2l import S2L, S2LConfig
 from core.torch_runtime import TorchS2D, TorchS2L
@@ -121,3 +121,37 @@ def test_numpy_runtime_equals_torch_on_random_weights():
     feats = np.random.default_rng(0).normal(size=(173, 80)).astype(np.float32)
     ours, ref = NumpyS2L(config, state)(feats, 104, 29.97), TorchS2L(config, state)(feats, 104, 29.97)
     assert _relative_error(ours, ref) < 1e-4, _relative_error(ours, ref)
+
+
+def _layer_by_layer_s2d(config: dict, state: dict, lmk: np.ndarray) -> np.ndarray:
+    """The training module, which applies each layer as the paper writes it."""
+    model = S2D(S2DConfig(**config)).eval()
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state.items()})
+    with torch.no_grad():
+        return model(torch.from_numpy(lmk)).numpy()
+
+
+def test_numpy_and_torch_s2d_equal_the_layer_by_layer_network():
+    state = random_state(s2d_parameter_shapes({}), seed=4)
+    lmk = np.random.default_rng(1).normal(scale=0.005, size=(11, 68, 3)).astype(np.float32)
+    ref = _layer_by_layer_s2d({}, state, lmk)
+    for runtime in (NumpyS2D({}, state), TorchS2D({}, state)):
+        ours = runtime(lmk)
+        assert ours.shape == (11, 5023, 3)
+        assert np.abs(ours - ref).max() < 1e-5
+
+
+def test_s2d_reformulation_is_exact_with_the_shipped_weights():
+    """The folded / coarse-level / merged-operator S2D against the layer-by-layer network."""
+    directory = weights.DEFAULT_DIR
+    if not weights.has_networks(directory, "s2d"):
+        pytest.skip("no shipped S2D weights")
+    config, state, _ = weights.load_network(directory, "s2d", "s2d", weights.read_manifest(directory))
+    # Speech-sized landmark motion (a few mm), 9 frames so the runtime's frame passes split.
+    lmk = np.random.default_rng(2).normal(scale=0.003, size=(9, 68, 3)).astype(np.float32)
+    ref = _layer_by_layer_s2d(config, state, lmk)
+    scale = np.abs(ref).max()
+    assert scale > 1e-4  # the trained decoder moves the face
+    for runtime in (NumpyS2D(config, state), TorchS2D(config, state)):
+        diff = np.abs(runtime(lmk) - ref).max()
+        assert diff < 1e-6 and diff < 1e-5 * scale, diff

@@ -57,6 +57,15 @@ def make_audio(path: str, seconds: float) -> str:
     return source
 
 
+def _loadavg():
+    """/proc/loadavg's 1, 5 and 15 minute figures (the machine may be shared), or None."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return [float(x) for x in fh.read().split()[:3]]
+    except OSError:
+        return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -68,6 +77,7 @@ def main(argv=None) -> int:
 
     import bpy
     from blender_addon import api, compat, headless, job
+    load_before = _loadavg()
     tmp = tempfile.mkdtemp(prefix="s2f_bench_")
     wav = os.path.join(tmp, "clip.wav")
     audio_source = make_audio(wav, args.seconds)
@@ -84,12 +94,13 @@ def main(argv=None) -> int:
             settings = job.BakeSettings(mode=mode, encoder=args.encoder)
             t0 = time.perf_counter()
             request = job.prepare(scene, obj, settings, strip=strip)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             outcome = job.infer(request)
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
             result = job.apply(scene, request, outcome)
             t3 = time.perf_counter()
-            timing = {"total_s": t3 - t0, "prepare_s": t1 - t0, "inference_s": t2 - t1, "write_s": t3 - t2}
+            timing = {"total_s": t3 - t0, "prepare_s": t1 - t0, "inference_s": t2 - t1, "write_s": t3 - t2,
+                      "inference_cpu_s": c2 - c1}  # CPU time of the process: less sensitive to other jobs
             if cold is None:
                 cold = dict(timing, mode=mode)
                 continue
@@ -123,6 +134,7 @@ def main(argv=None) -> int:
         "head_only_blend_mb": round(os.path.getsize(base) / 1e6, 2),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "blender": bpy.app.version_string},
+        "loadavg_before": load_before, "loadavg_after": _loadavg(),
         "note": "Timed through job.prepare/infer/apply, the operator's code path; numpy runtime. "
                 "Weights state above: random-initialised nets cost the same compute as trained ones.",
     }
