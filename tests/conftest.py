@@ -22,6 +22,7 @@ def pytest_configure(config):
     # Read by tests/addon_helpers.import_bpy while the add-on test modules are collected.
     if config.getoption("--require-bpy") or os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
         os.environ[REQUIRE_BPY_ENV] = "1"
+    config.addinivalue_line("markers", "needs_audio: needs Blender's audio (aud, sound strips)")
 
 
 SAMPLE_AUDIO = ROOT / "core" / "assets" / "audio" / "sample_speech.wav"
@@ -50,10 +51,6 @@ def rotation(axis, degrees):
 # --- Blender builds without audio ------------------------------------------------------------
 # The bpy 4.2 wheels are built without audaspace: no `aud`, no sound strips (Blender 4.2 itself
 # has both). Tests marked needs_audio skip there with that reason; every other add-on test runs.
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "needs_audio: needs Blender's audio (aud, sound strips)")
-
 
 def _no_audio_reason() -> str:
     try:

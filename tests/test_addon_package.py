@@ -103,6 +103,7 @@ INSTALL_SCRIPT = textwrap.dedent("""
     out["start"] = rec["start_frame"]
     out["frames"] = rec["frames"]
     out["keys"] = len(obj.data.shape_keys.key_blocks)
+    out["upper_keys"] = len(rec["upper_face_keys"])
     out["trained"] = rec["trained"]
     bpy.ops.preferences.addon_disable(module=module)
     out["after_disable_panel"] = hasattr(bpy.types, "SPEECHTOFACE_PT_main")
@@ -129,6 +130,8 @@ def test_install_register_bake_unregister(built_zip, tmp_path):
     assert out["core_name"].endswith("speech_to_face.core")
     assert str(tmp_path / "repo" / "speech_to_face" / "core") in out["core_file"]
     assert out["bake"] == ["FINISHED"]
-    assert out["start"] == 7 and out["frames"] == 25 and out["keys"] == 26
+    # basis + one key per frame + the upper-face layer's keys (blinks, brows), installed from the zip
+    assert out["start"] == 7 and out["frames"] == 25 and out["upper_keys"] > 0
+    assert out["keys"] == 26 + out["upper_keys"]
     assert out["trained"] is True  # the installed extension bakes with the trained weights it ships
     assert not out["after_disable_panel"] and not out["after_disable_props"]

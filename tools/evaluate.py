@@ -128,8 +128,8 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
             out[name] = {"landmarks": summarise(r["landmarks"]), "dense": summarise(r["dense"])}
     out["utterances"] = len(results["model"]["landmarks"])
     if region_de:
-        out["model"]["dense_DE_by_region_mm"] = {k: 1000 * float(np.mean([r[k] for r in region_de]))
-                                                 for k in region_de[0]}
+        out["model_dense_DE_by_region_mm"] = {k: 1000 * float(np.mean([r[k] for r in region_de]))
+                                              for k in region_de[0]}
     out["voices"] = len(voices)
     out["voices_in_split"] = len({m["voice_id"] for m in metas})
     out["sampling"] = "round-robin over the split's voices, seeded order within each voice (sample_utterances)"
@@ -191,9 +191,9 @@ def report_markdown(result: dict) -> str:
         st, mo = r["static"]["dense"], r["model"]["dense"]
         lines += ["", f"Model / static: dense DE {mo['DE'] / st['DE']:.2f}x, dense lip LE {mo['LE'] / st['LE']:.2f}x, "
                   f"landmark lip LE {r['model']['landmarks']['LE'] / r['static']['landmarks']['LE']:.2f}x.", ""]
-        if "dense_DE_by_region_mm" in r["model"]:
+        if "model_dense_DE_by_region_mm" in r:
             lines += ["Model dense DE by region: " + ", ".join(
-                f"{k} {v:.3f} mm" for k, v in r["model"]["dense_DE_by_region_mm"].items()) + ".", ""]
+                f"{k} {v:.3f} mm" for k, v in r["model_dense_DE_by_region_mm"].items()) + ".", ""]
         lines += [f"![mouth opening]({p})" for p in r["plots"]] + [""]
     return "\n".join(lines) + "\n"
 
