@@ -100,7 +100,8 @@ def test_core_benchmark_tool_on_tiny_settings(tmp_path):
     """tools/benchmark.py (docs/benchmarks/core.json) end to end on a 2 s clip and a 3 s stream."""
     out = tmp_path / "core.json"
     done = subprocess.run([sys.executable, "tools/benchmark.py", "--seconds", "2", "--long-minutes", "0.05",
-                           "--backends", "numpy,torch", "--encoders", "mel", "--fps", "25", "--out", str(out)],
+                           "--backends", "numpy,torch", "--encoders", "mel", "--fps", "25", "--repeats", "1",
+                           "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.read_text())
@@ -109,6 +110,12 @@ def test_core_benchmark_tool_on_tiny_settings(tmp_path):
                                                                         ("numpy", "hama", 30.0)]
     assert [r["frames"] for r in runs] == [50, 50, 90]  # 2 s at 25 fps; the 3 s stream at 30 fps
     for r in runs:
-        assert r["end_to_end_x_realtime"] > 0 and r["wall_seconds"] > 0 and r["peak_rss_mb"] > 50
-        assert "trained: the bundled weights" in r["weights"]
-    assert all(r["s2l_x_realtime"] > 0 and r["s2d_x_realtime"] > 0 for r in runs[:2])
+        e2e = r["end_to_end"]
+        assert e2e["x_realtime"] > 0 and e2e["wall_s"] > 0 and e2e["cpu_s"] > 0 and r["peak_rss_mb"] > 50
+        assert "trained: the bundled weights" in r["weights"] and len(r["loadavg_before"]) == 3
+    for r in runs[:2]:   # every stage of the throughput runs
+        assert set(r["stages"]) == {"resample", "loudness", "encoder", "s2l_networks", "s2d"}
+        assert all(st["x_realtime"] > 0 for st in r["stages"].values())
+    parity = report["parity"]
+    assert parity["s2d_regrouped_vs_layer_by_layer"]["max_abs_m"] < 1e-6
+    assert parity["hama_numpy_vs_native"]["argmax_agreement"] > 0.99
