@@ -285,14 +285,15 @@ def test_bad_input(outcomes, cid):
 def _ctrl_c(tmp: Path):
     """A real SIGINT in the middle of a bake: one line, status 130, the previous output intact."""
     from tests.addon_helpers import make_wav
-    wav = make_wav(tmp / "twenty.wav", seconds=20.0, rate=16000)
+    # five minutes in compact mode: the bake lasts well past the signal even on a fast, idle machine
+    wav = make_wav(tmp / "five_minutes.wav", seconds=300.0, rate=16000)
     out = tmp / "ctrl_c" / "x.blend"
     out.parent.mkdir(exist_ok=True)
     out.write_bytes(PREVIOUS)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "bake.py"), "--mesh", str(HEAD), "--audio",
-                             str(wav), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    time.sleep(6.0)   # past start-up, inside the bake
+                             str(wav), "--out", str(out), "--mode", "compact"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(5.0)   # past start-up, inside the bake
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
