@@ -220,6 +220,7 @@ def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     assert len(np.unique(px.round(2), axis=0)) > 50  # a rendered head, not an empty background
 
 
+@pytest.mark.needs_audio
 def test_bake_benchmark_tool_on_tiny_settings(tmp_path):
     """tools/benchmark_bake.py (docs/benchmarks/bake.json, the README's bake figures) on a 1 s clip."""
     out = tmp_path / "bake.json"
