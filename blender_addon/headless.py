@@ -266,16 +266,8 @@ def _backup(path: str) -> None:
         pass  # no hard links here (some network/FAT filesystems): keep no backup rather than fail
 
 
-def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
-              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
-    """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
-    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
-                   start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
-    if object_name and not blend:
-        raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
-    from . import job
-    start_frame = job.check_start_frame(start_frame)
-    check_writable(out)
+def _scene_with_head(mesh: str, blend: str, object_name: str, fps):
+    """The scene and the object to bake: a head from --mesh in a new scene, or --object in --blend."""
     if blend:
         scene = open_blend(blend)
         obj = pick_object(object_name)
@@ -288,6 +280,20 @@ def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_fra
         api.set_fps(scene, fps)
     elif not blend:
         api.set_fps(scene, 30.0)
+    return scene, obj
+
+
+def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
+              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
+    """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
+    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
+                   start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
+    if object_name and not blend:
+        raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
+    from . import job
+    start_frame = job.check_start_frame(start_frame)
+    check_writable(out)
+    scene, obj = _scene_with_head(mesh, blend, object_name, fps)
     result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
     scene.frame_current = result.start_frame
     save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
@@ -311,19 +317,9 @@ def bake_arkit_file(args_like, mesh: str, audio: str, out: str, *, fps=None, sta
         expr = s.expression()
     except ValueError as exc:
         raise errors.SpeechToFaceError(str(exc)) from None
-    if blend:
-        scene = open_blend(blend)
-        obj = pick_object(object_name)
-    else:
-        if not mesh:
-            raise errors.SpeechToFaceError("Give --mesh (a FLAME head) or --blend with --object (a character).")
-        scene = new_scene()
-        obj = api.load_head(mesh)
-        arkit_target.add_basis_keys(obj)
-    if fps is not None:
-        api.set_fps(scene, fps)
-    elif not blend:
-        api.set_fps(scene, 30.0)
+    scene, obj = _scene_with_head(mesh, blend, object_name, fps)
+    if not blend:
+        arkit_target.add_basis_keys(obj)   # a FLAME head becomes an ARKit-rigged character
     problem = arkit_target.target_problem(obj)
     if problem:
         raise errors.SpeechToFaceError(problem)

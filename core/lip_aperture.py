@@ -44,7 +44,8 @@ class LipSurfaces:
     mouth_loop: np.ndarray       # vertex indices of the mouth opening, in order
 
 
-def _boundary_loops(faces: np.ndarray) -> list:
+def boundary_loops(faces: np.ndarray) -> list:
+    """Closed loops of boundary edges (FLAME's mouth opening is one), each as ordered vertex indices."""
     e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     u, c = np.unique(e, axis=0, return_counts=True)
     nbr: dict = {}
@@ -100,7 +101,7 @@ def lip_surfaces() -> LipSurfaces:
     topo = flame.load_topology()
     v = topo.template.astype(np.float64)
     L = topo.landmarks(v)
-    loop = min(_boundary_loops(topo.faces), key=lambda lp: np.linalg.norm(v[lp].mean(0) - L[60:68].mean(0)))
+    loop = min(boundary_loops(topo.faces), key=lambda lp: np.linalg.norm(v[lp].mean(0) - L[60:68].mean(0)))
     i_left, i_right = int(np.argmin(v[loop, 0])), int(np.argmax(v[loop, 0]))
     a, b = sorted((i_left, i_right))
     half1, half2 = loop[a + 1:b], np.concatenate([loop[b + 1:], loop[:a]])

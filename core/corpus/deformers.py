@@ -48,6 +48,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..flame import load_topology
+from ..lip_aperture import boundary_loops
 
 COEFFS = ("jaw_sin", "jaw_cos", "close_sin", "close_cos", "round", "protrude", "spread",
           "upper_raise", "lower_tuck", "press", "smile", "corner_down",
@@ -80,33 +81,6 @@ def _edges(faces):
     return np.unique(np.sort(e, axis=1), axis=0)
 
 
-def _boundary_loops(faces):
-    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    u, c = np.unique(e, axis=0, return_counts=True)
-    b = u[c == 1]
-    nbr = {}
-    for a, c2 in b:
-        nbr.setdefault(a, []).append(c2)
-        nbr.setdefault(c2, []).append(a)
-    loops, seen = [], set()
-    for start in nbr:
-        if start in seen:
-            continue
-        loop, prev, cur = [start], None, start
-        seen.add(start)
-        while True:
-            nxt = [n for n in nbr[cur] if n != prev]
-            if not nxt or nxt[0] == start:
-                break
-            prev, cur = cur, nxt[0]
-            if cur in seen:
-                break
-            seen.add(cur)
-            loop.append(cur)
-        loops.append(np.array(loop))
-    return loops
-
-
 @lru_cache(maxsize=1)
 def template_fields() -> TemplateFields:
     import scipy.sparse as sp
@@ -122,7 +96,7 @@ def template_fields() -> TemplateFields:
     lengths = np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)
 
     # mouth opening: the boundary loop nearest the inner-lip landmarks
-    loops = _boundary_loops(topo.faces)
+    loops = boundary_loops(topo.faces)
     loop = min(loops, key=lambda lp: np.linalg.norm(v[lp].mean(0) - L[60:68].mean(0)))
     i_left, i_right = int(np.argmin(v[loop, 0])), int(np.argmax(v[loop, 0]))
     a, b = sorted((i_left, i_right))
