@@ -228,12 +228,15 @@ def _fit_compact_streaming(animator, clip, track, s: BakeSettings, neutral, repo
     sample = animator.decode(clip, track[picked], picked, s.intensity)
     report(0.6)
 
+    whole = len(picked) == clip.total and bool((picked == np.arange(clip.total)).all())
+
     def blocks():
         for start in range(0, clip.total, 256):
             if should_cancel is not None and should_cancel():
                 raise errors.Cancelled("Cancelled by the user; nothing was changed.")
             rows = np.arange(start, min(clip.total, start + 256))
-            yield start, animator.decode(clip, track[rows], rows, s.intensity)
+            # a short clip's sample is every frame already: no need to decode it twice
+            yield start, sample[rows] if whole else animator.decode(clip, track[rows], rows, s.intensity)
 
     return compact.fit_compact_stream(sample, blocks, clip.total, tol, s.max_components,
                                       progress=lambda f: report(0.6 + 0.4 * f))
