@@ -155,15 +155,7 @@ def bake(obj, audio: str = "", *, scene=None, start_frame=None, strip=None, prog
     s = job.BakeSettings(**settings)
     check_object(obj)
     _, fitted, corr = stored(obj)
-    if audio:
-        frame = scene.frame_current if start_frame is None else int(start_frame)
-        clip = audio_source.clip_from_file(audio, frame)
-    else:
-        if strip is None:
-            strip, reason = audio_source.active_sound_strip(scene)
-            if strip is None:
-                raise errors.AudioError(reason)
-        clip = audio_source.clip_from_strip(scene, strip)
+    clip = job.read_clip(scene, audio, start_frame, strip)
     fps = audio_source.scene_fps(scene)
     infer_settings = job.BakeSettings(**{**s.__dict__, "mode": "PER_FRAME"})
     request = job.BakeRequest(obj.name, fitted, clip, fps, infer_settings, warnings=list(clip.warnings))

@@ -111,6 +111,20 @@ class BakeResult:
         return text + "."
 
 
+def read_clip(scene, audio_path: str = "", start_frame=None, strip=None) -> audio_source.AudioClip:
+    """The speech to bake: a file (to become a sound strip at ``start_frame``, default the current
+    frame), or ``strip``, or the scene's active sound strip. AudioError says what is missing."""
+    if audio_path:
+        frame = scene.frame_current if start_frame is None else start_frame
+        check_start_frame(frame)
+        return audio_source.clip_from_file(audio_path, int(frame))
+    if strip is None:
+        strip, reason = audio_source.active_sound_strip(scene)
+        if strip is None:
+            raise errors.AudioError(reason)
+    return audio_source.clip_from_strip(scene, strip)
+
+
 def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_frame=None, strip=None) -> BakeRequest:
     """Check everything that can be checked before the long part. Changes nothing."""
     if settings.mode not in MODES:
@@ -133,16 +147,7 @@ def prepare(scene, obj, settings: BakeSettings, audio_path: str = "", start_fram
                                   "asked for: --allow-random / allow_random=True).")
     fps = audio_source.scene_fps(scene)
     limits.check_fps(fps)
-    if audio_path:
-        frame = scene.frame_current if start_frame is None else start_frame
-        check_start_frame(frame)
-        clip = audio_source.clip_from_file(audio_path, int(frame))
-    else:
-        if strip is None:
-            strip, reason = audio_source.active_sound_strip(scene)
-            if strip is None:
-                raise errors.AudioError(reason)
-        clip = audio_source.clip_from_strip(scene, strip)
+    clip = read_clip(scene, audio_path, start_frame, strip)
     frames = engine.framerate.num_frames(clip.seconds, fps)
     check_start_frame(clip.start_frame, frames)
     if settings.mode == "PER_FRAME" and not settings.allow_large:
