@@ -59,6 +59,15 @@ def run_main(main, argv=None, interrupted: str = "interrupted (nothing was writt
         fail("out of memory: try --mode compact or a shorter clip")
 
 
+def print_result(result, out: str) -> None:
+    """What a bake tool prints when it is done: warnings, the summary, the networks, the file."""
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(result.summary())
+    print(f"networks: {result.description}")
+    print(f"wrote {os.path.abspath(out)} ({os.path.getsize(out) / 1e6:.1f} MB)")
+
+
 def check_settings(*, fps=None, intensity=1.0, tolerance_mm=0.1, start_frame=1, mode="PER_FRAME") -> None:
     """The settings' ranges, before any file is read (SpeechToFaceError naming the option)."""
     from .engine import limits

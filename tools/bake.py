@@ -76,11 +76,7 @@ def main(argv=None) -> int:
     result = headless.bake_file(
         args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
         blend=args.blend, object_name=args.object, take=args.take, **headless.settings_from(args))
-    for w in result.warnings:
-        print(f"warning: {w}")
-    print(result.summary())
-    print(f"networks: {result.description}")
-    print(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+    headless.print_result(result, args.out)
     return 0
 
 

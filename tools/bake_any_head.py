@@ -109,15 +109,12 @@ def main(argv=None) -> int:
         headless.save_blend(args.out, compress=args.compress, pack_audio=not args.no_pack_audio)
     except (errors.SpeechToFaceError, OSError, ValueError) as exc:
         headless.fail(str(exc))
-    for w in result.warnings:
-        print(f"warning: {w}")
-    print(result.summary())
-    print(f"networks: {result.description}")
-    print(f"wrote {os.path.abspath(args.out)} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
+    headless.print_result(result, args.out)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
+    from blender_addon import headless as _headless
+    code = _headless.run_main(main)   # Ctrl-C: one line and status 130, as tools/bake.py
     sys.stdout.flush()
     sys.exit(code)
