@@ -15,7 +15,7 @@ import json
 import bpy
 import numpy as np
 
-from . import compat
+from . import bake as flame_bake, compat
 from .engine import core, errors
 
 arkit = importlib.import_module(core.__name__ + ".arkit")
@@ -38,12 +38,9 @@ def find_keys(obj) -> dict:
 
 def target_problem(obj) -> str:
     """Why ``obj`` cannot take ARKit weights (empty string when it can)."""
-    if obj is None:
-        return "No object: select a mesh with ARKit-named shape keys (jawOpen, mouthClose, ...)."
-    if obj.type != "MESH":
-        return f"'{obj.name}' is a {obj.type.lower()}, not a mesh: select a mesh with ARKit-named shape keys."
-    if obj.library is not None or obj.data.library is not None:
-        return f"'{obj.name}' is linked from a library: make it local first."
+    problem = flame_bake.editable_mesh_problem(obj, "a mesh with ARKit-named shape keys (jawOpen, mouthClose, ...)")
+    if problem:
+        return problem
     if obj.data.shape_keys is None:
         return f"'{obj.name}' has no shape keys: the ARKit target needs ARKit-named shape keys (jawOpen, ...)."
     if not find_keys(obj):
@@ -152,7 +149,6 @@ def add_basis_keys(obj, prefix: str = "") -> list:
     ``prefix + ARKit name`` (tongueOut included, as an empty key): the head becomes an
     ARKit-rigged character for this target and for other tools (glTF export keeps the keys).
     Existing keys with those names are left alone and reported as skipped."""
-    from . import bake as flame_bake
     neutral = flame_bake.check_target(obj)           # the FLAME checks, with their clear errors
     fields = arkit.fields_for_head(neutral)
     if obj.data.shape_keys is None:

@@ -26,10 +26,17 @@ DEFAULT_TAKE = "main"
 
 def target_problem(obj) -> str:
     """Why ``obj`` cannot be baked (empty string when it can). Cheap: no topology check."""
+    return editable_mesh_problem(obj, "the FLAME head mesh")
+
+
+def editable_mesh_problem(obj, select: str) -> str:
+    """Why shape keys and their animation cannot be written on ``obj`` (empty string when they
+    can): not a mesh, linked, in Edit Mode, absolute keys, a linked Action. ``select`` names what
+    the user should pick instead; every bake target shares these checks."""
     if obj is None:
-        return "No active object: select the FLAME head mesh."
+        return f"No active object: select {select}."
     if obj.type != "MESH":
-        return f"'{obj.name}' is a {obj.type.lower()}, not a mesh: select the FLAME head mesh."
+        return f"'{obj.name}' is a {obj.type.lower()}, not a mesh: select {select}."
     if obj.library is not None or obj.data.library is not None:
         lib = (obj.library or obj.data.library).filepath
         return f"'{obj.name}' is linked from {lib}: make it local (Object > Library Override or Make Local) first."
