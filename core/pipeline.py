@@ -282,8 +282,6 @@ class Animator:
         return Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total, gate,
                    codes, regions or regional.Regions())
 
-    _prepare = prepare
-
 
 @dataclass
 class _UpperFace:
