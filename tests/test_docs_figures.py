@@ -73,7 +73,7 @@ def test_model_card_reads_its_figures(tmp_path):
     ev["splits"]["test"]["model"]["dense"]["DE"] = 0.000777777
     (edir / "eval_hama.json").write_text(json.dumps(ev))
     real = json.loads((edir / "real_speech.json").read_text())
-    real["encoders"]["mel"]["summary"]["bilabials_closing"] = 29
+    real["encoders"]["mel"]["summary"]["bilabials_sealed"] = 29
     (edir / "real_speech.json").write_text(json.dumps(real))
     done = subprocess.run([sys.executable, "tools/model_card.py", "--weights", str(wdir), "--eval", str(edir),
                            "--corpus", str(tmp_path / "none"), "--out", str(tmp_path / "card.md")],
@@ -85,7 +85,7 @@ def test_model_card_reads_its_figures(tmp_path):
     assert "58-271 epochs run" in card                                  # from epochs_run
     assert "S2L used Adam lr 0.001, 0.00321" in card
     assert "dense DE 0.778 mm" in card                                  # eval_hama.json
-    assert "closes the lips at 29 real p/b/m" in card                   # real_speech.json
+    assert "seals the lips at 29 of" in card                   # real_speech.json
     assert "  python tools/train_s2d.py --corpus data/corpus --run-dir runs/x" in card  # logs/s2d.json
     assert "3 epochs logged" in card
     # A log that is not the one the manifest's digest names is refused.

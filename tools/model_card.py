@@ -117,10 +117,13 @@ def main(argv=None) -> int:
     if "real_speech" in evals:
         for enc, res in evals["real_speech"]["encoders"].items():
             s = res["summary"]
-            lines.append(f"- real speech, {enc}: lip gap change in silence {s['gap_silence_median_mm']:.2f} mm vs "
-                         f"{s['gap_speech_median_mm']:.2f} mm in speech; lips closing at {s['bilabials_closing']} of "
-                         f"{s['bilabials_found']} p/b/m; chin-loudness r = {s['jaw_loudness_correlation_mean']:.2f} "
-                         "(`docs/eval/real_speech.json`, `tools/evaluate_real.py`).")
+            lines.append(f"- real speech, {enc} ({s['clips']} clips, {s['seconds'] / 60:.1f} min): inner-lip gap in "
+                         f"speech median {s['gap_speech_median_mm']:.1f} mm, 95th percentile "
+                         f"{s['gap_speech_p95_mm']:.1f} mm, max {s['gap_max_mm']:.1f} mm; lips sealed (mesh aperture "
+                         f"<= 0.5 mm) at {s['bilabials_sealed']} of {s['bilabials_found']} p/b/m; closed in "
+                         f"{100 * s['rest_closed_share']:.0f} % of silent frames; chin-loudness r = "
+                         f"{s['jaw_loudness_correlation_mean']:.2f} (`docs/eval/real_speech.json`, "
+                         "`tools/evaluate_real.py`).")
     ablations = {k: v for k, v in evals.items() if k.startswith("ablation_cosine")}
     dae_gaps = []
     for stem, result in ablations.items():
@@ -195,10 +198,10 @@ def main(argv=None) -> int:
                          "it overfits the training voices.")
     if "real_speech" in evals and {"hama", "mel"} <= set(evals["real_speech"]["encoders"]):
         enc = evals["real_speech"]["encoders"]
-        lines.append(f"- The `mel` front end, learnt from synthetic voices only, closes the lips at "
-                     f"{enc['mel']['summary']['bilabials_closing']} real p/b/m against "
-                     f"{enc['hama']['summary']['bilabials_closing']} for `hama` (`docs/eval/real_speech.json`): "
-                     "prefer `hama` where it is installed.")
+        lines.append(f"- The `mel` front end seals the lips at {enc['mel']['summary']['bilabials_sealed']} of "
+                     f"{enc['mel']['summary']['bilabials_found']} real p/b/m against "
+                     f"{enc['hama']['summary']['bilabials_sealed']} for `hama` (`docs/eval/real_speech.json`): "
+                     "prefer `hama`, which the add-on runs in numpy everywhere.")
     lines += ["", "## Licence notes", "",
               "- Weights derived from the FLAME topology and template (CC-BY-4.0, MPI-IS; Li et al., SIGGRAPH Asia 2017).",
               "- Training audio made with espeak-ng (GPL-3.0 program; its output is not covered), Flite and Festival "
