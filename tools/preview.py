@@ -47,6 +47,11 @@ def parser():
     ap.add_argument("--out-dir", default="", help="output folder (default: beside the .blend)")
     ap.add_argument("--name", default="", help="output base name (default: the .blend's name)")
     ap.add_argument("--profile", action="store_true", help="add a side view next to the front view")
+    ap.add_argument("--framing", choices=["face", "head"], default="face",
+                    help="face: brows to chin fill the view (default); head: the whole head")
+    ap.add_argument("--closeups", action="store_true",
+                    help="also <name>_mouth.png and <name>_eyes.png: close-up sheets of the sheet's frames "
+                         "(fast engine)")
     ap.add_argument("--height", type=int, default=360, help="video height in pixels (default 360)")
     ap.add_argument("--frames", default="", help="limit to FIRST:LAST (scene frames)")
     ap.add_argument("--engine", choices=["fast", "workbench", "eevee"], default="fast",
@@ -87,26 +92,53 @@ def face_frame(obj):
     return centre, front, up, size, float(np.linalg.norm(lmk[16] - lmk[0]))
 
 
-def setup_camera(scene, obj, profile: bool, height: int):
+# What each framing shows; the view is square per head view (the profile adds a second square).
+FRAMINGS = ("head", "face", "mouth", "eyes")
+
+
+def view_frame(obj, framing: str):
+    """World-space centre, right, up, front and width of a square view on the head."""
+    from blender_addon import bake
+    from blender_addon.engine import flame
+    centre, front, up, size, _ = face_frame(obj)
+    right = up.cross(front).normalized()  # the camera's +X when it looks back along -front
+    if framing == "head":
+        return centre + up * (size * 0.12), right, up, front, size * 1.1
+    lmk = flame.landmarks(bake.neutral_vertices(obj))
+    m = obj.matrix_world
+    world = lambda i: m @ _vec(lmk[i].mean(axis=0) if hasattr(i, "__len__") else lmk[i])  # noqa: E731
+    if framing == "face":  # brows to chin, cheek to cheek, with room for an open jaw
+        brows, chin = world(list(range(17, 27))), world(8)
+        width = (world(16) - world(0)).length
+        height = (brows - chin).dot(up)
+        return (brows + chin) / 2 - up * (height * 0.06), right, up, front, max(width * 1.2, height * 1.45)
+    if framing == "mouth":  # the lips with room for a wide opening
+        width = (world(54) - world(48)).length * 2.1
+        return world(list(range(48, 68))) - up * (width * 0.12), right, up, front, width
+    if framing == "eyes":   # both eyes and brows
+        return world(list(range(17, 27)) + list(range(36, 48))), right, up, front, (world(45) - world(36)).length * 1.2
+    raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing}")
+
+
+def setup_camera(scene, obj, profile: bool, height: int, framing: str = "head"):
     """Orthographic camera facing the face; with ``profile`` a turned linked copy beside it."""
     import bpy
     from mathutils import Matrix
-    centre, front, up, size, _ = face_frame(obj)
-    right = up.cross(front).normalized()  # the camera's +X when it looks back along -front
-    centre = centre + up * (size * 0.12)  # frame the whole head, not just the face
+    _, _, _, size, _ = face_frame(obj)
+    centre, right, up, front, width = view_frame(obj, framing)
     aspect = 1.0
     if profile:
         dup = obj.copy()  # linked: same mesh data, so the same shape keys and Action
         dup.name = obj.name + "_profile"
         scene.collection.objects.link(dup)
-        offset = right * (size * 1.25)
+        offset = right * (width * 1.05)
         turn = Matrix.Rotation(math.radians(90), 4, up)  # its side faces the camera
         dup.matrix_world = Matrix.Translation(centre + offset) @ turn @ Matrix.Translation(-centre) @ obj.matrix_world
         centre = centre + offset / 2
         aspect = 2.0
     cam_data = bpy.data.cameras.new("S2F_preview_camera")
     cam_data.type = "ORTHO"
-    cam_data.ortho_scale = size * (1.15 if profile else 1.1) * aspect
+    cam_data.ortho_scale = width * (1.05 if profile else 1.0) * aspect
     cam_data.clip_start = size * 0.01
     cam_data.clip_end = size * 20
     cam = bpy.data.objects.new("S2F_preview_camera", cam_data)
@@ -153,28 +185,29 @@ def render_frames(scene, first: int, last: int, folder: str) -> list:
     return [os.path.join(folder, f"frame_{f:04d}.png") for f in range(first, last + 1)]
 
 
-def camera_frame(obj, profile: bool, height: int):
+def camera_frame(obj, profile: bool, height: int, framing: str = "head"):
     """What setup_camera builds, as numbers: centre, right, up, front, world units per pixel,
     the image size, and the profile copy's placement (or None)."""
-    centre, front, up, size, _ = face_frame(obj)
-    right = up.cross(front).normalized()
-    centre = centre + up * (size * 0.12)
+    centre, right, up, front, width = view_frame(obj, framing)
     aspect = 2.0 if profile else 1.0
     h = height - height % 2
     w = int(round(height * aspect)) // 2 * 2
-    per_pixel = size * (1.15 if profile else 1.1) * aspect / w
-    offset = right * (size * 1.25) if profile else None
+    per_pixel = width * (1.05 if profile else 1.0) * aspect / w
+    offset = right * (width * 1.05) if profile else None
     return centre, right, up, front, per_pixel, w, h, offset
 
 
-def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: bool, height: int) -> tuple:
-    """Draw every frame of the evaluated head with tools/rasterise.py; returns (PNGs, size)."""
+def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: bool, height: int,
+                       framing: str = "head", only=None) -> tuple:
+    """Draw every frame (or the frames in ``only``) of the evaluated head with
+    tools/rasterise.py; returns (PNGs, size)."""
     import bpy
     import numpy as np
     from blender_addon import bake
     from blender_addon.engine import flame
     from tools.rasterise import BACKGROUND, Rasteriser, write_png
-    centre, right, up, front, per_pixel, w, h, _ = camera_frame(obj, profile, height)
+    centre, right, up, front, per_pixel, w, h, _ = camera_frame(obj, profile, height, framing)
+    numbers = list(only) if only is not None else list(range(first, last + 1))
     basis = np.array([tuple(right), tuple(up), tuple(front)])          # world -> camera rows
     view_w = w // 2 if profile else w
     mesh = obj.data
@@ -188,8 +221,15 @@ def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: 
     views = [np.eye(3)]
     if profile:  # the side view: the head turned 90 degrees about "up" (its face looks right)
         views.append(np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]]))
+    # Close framings: the side view's face profile sits right of the middle of its half, so the
+    # jaw's angle below the ear shows too.
+    side_shift = 0.0
+    if profile and framing != "head":
+        nose = (np.asarray(flame.landmarks(bake.neutral_vertices(obj))[30], np.float64) @ mw[:3, :3].T + mw[:3, 3]
+                - c) @ basis.T @ views[1].T
+        side_shift = 0.3 * view_w * per_pixel - nose[0]
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    count = last - first + 1
+    count = len(numbers)
 
     def world_at(frame: int) -> np.ndarray:
         scene.frame_set(frame)
@@ -202,6 +242,8 @@ def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: 
 
     def to_screen(world: np.ndarray, turn: np.ndarray):
         cam = (world - c) @ basis.T @ turn.T                              # x right, y up, z to camera
+        if turn is not views[0]:
+            cam[:, 0] += side_shift
         screen = np.stack([cam[:, 0] / per_pixel + view_w / 2, h / 2 - cam[:, 1] / per_pixel, cam[:, 2]], axis=1)
         return screen, cam
 
@@ -211,7 +253,7 @@ def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: 
     rest = bake.neutral_vertices(obj).astype(np.float64) @ mw[:3, :3].T + mw[:3, 3]
     moved = np.zeros(len(rest))
     boxes = [np.array([np.inf, np.inf, -np.inf, -np.inf]) for _ in views]
-    for k, frame in enumerate(range(first, last + 1)):
+    for k, frame in enumerate(numbers):
         world = world_at(frame)
         moved = np.maximum(moved, np.abs(world - rest).max(axis=1))
         for i, turn in enumerate(views):
@@ -247,7 +289,7 @@ def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: 
     # Blender evaluates the mesh on this thread; numpy and zlib draw and write on two threads.
     pending, paths = [], []
     with ThreadPoolExecutor(2) as pool:
-        for frame in range(first, last + 1):
+        for frame in numbers:
             pending.append(pool.submit(draw, world_at(frame), os.path.join(folder, f"frame_{frame:04d}.png")))
             while pending and (pending[0].done() or len(pending) > 4):
                 paths.append(pending.pop(0).result())
@@ -295,11 +337,17 @@ class _Quiet:
         return False
 
 
+def sheet_picks(total: int, count: int) -> list:
+    """Indices of ``count`` evenly spaced frames out of ``total``."""
+    import numpy as np
+    return [int(i) for i in np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int))]
+
+
 def contact_sheet(frames: list, numbers: list, out_png: str, count: int, columns: int) -> None:
     """Evenly spaced frames tiled left-to-right, top-to-bottom."""
     import bpy
     import numpy as np
-    pick = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    pick = sheet_picks(len(frames), count)
     tiles = []
     for i in pick:
         img = bpy.data.images.load(frames[i])
@@ -657,11 +705,12 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     try:
         if args.engine == "fast":
-            frames, (width, height) = render_frames_fast(scene, obj, first, last, folder, args.profile, args.height)
+            frames, (width, height) = render_frames_fast(scene, obj, first, last, folder, args.profile, args.height,
+                                                         args.framing)
             scene.render.resolution_x, scene.render.resolution_y = width, height
             scene.render.resolution_percentage = 100
         else:
-            setup_camera(scene, obj, args.profile, args.height)
+            setup_camera(scene, obj, args.profile, args.height, args.framing)
             setup_look(scene, args.engine)
             print(f"rendering {last - first + 1} frames with {args.engine} ...", flush=True)
             frames = render_frames(scene, first, last, folder)
@@ -669,6 +718,15 @@ def main(argv=None) -> int:
         sheet = os.path.join(out_dir, f"{name}_sheet.png")
         contact_sheet(frames, list(range(first, last + 1)), sheet, args.sheet, args.sheet_columns)
         print(f"wrote {sheet}")
+        if args.closeups:
+            picked = [first + i for i in sheet_picks(last - first + 1, args.sheet)]
+            for region, profile in (("mouth", True), ("eyes", False)):
+                sub = os.path.join(folder, region)
+                os.makedirs(sub)
+                shots, _ = render_frames_fast(scene, obj, first, last, sub, profile, args.height, region, only=picked)
+                out_png = os.path.join(out_dir, f"{name}_{region}.png")
+                contact_sheet(shots, picked, out_png, len(shots), args.sheet_columns)
+                print(f"wrote {out_png}")
         if not args.no_video:
             mp4 = os.path.join(out_dir, f"{name}.mp4")
             encode_video(scene, frames, first, mp4)
