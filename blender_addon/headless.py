@@ -292,7 +292,8 @@ def _scene_with_head(mesh: str, blend: str, object_name: str, fps):
     return scene, obj
 
 
-OTHER_TOPOLOGY = " (target 'any' bakes heads of other topologies: tools/bake.py --target any, or a batch's 'target' column)"
+OTHER_TOPOLOGY = (" A head of another topology takes target 'any' (tools/bake.py --target any; in a batch, "
+                  "the item's 'target' column).")
 
 
 def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
@@ -359,7 +360,7 @@ def bake_arkit_file(args_like, mesh: str, audio: str, out: str, *, fps=None, sta
     save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
     record = result["objects"][obj.name]
     return {"object": obj.name, "frames": frames, "report": arkit_target.report(record),
-            "description": animator.describe(), "csv": csv_path, "json": json_path}
+            "description": animator.describe(), "trained": animator.trained, "csv": csv_path, "json": json_path}
 
 
 
