@@ -115,8 +115,10 @@ def bake_takes(obj, audio_files, *, scene=None, start_frame=1, on_item=None, **s
     return out
 
 
-def bake_one_take(obj, path, *, scene, start_frame, take, **settings) -> BakeResult:
-    result = bake(obj, path, scene=scene, start_frame=start_frame, take=take, own_action=True, **settings)
+def bake_one_take(obj, path, *, scene, start_frame, take, bake_fn=None, **settings) -> BakeResult:
+    """One clip as its own take and Action. ``bake_fn``: the bake to run (default ``bake``, a FLAME
+    head; ``any_head.bake`` for a registered head of another topology)."""
+    result = (bake_fn or bake)(obj, path, scene=scene, start_frame=start_frame, take=take, own_action=True, **settings)
     record = writer.takes(obj)[result.take]
     action = bpy.data.actions.get(record["action"])
     if action is not None:

@@ -292,6 +292,10 @@ def _scene_with_head(mesh: str, blend: str, object_name: str, fps):
     return scene, obj
 
 
+OTHER_TOPOLOGY = (" A head of another topology takes target 'any' (tools/bake.py --target any; in a batch, "
+                  "the item's 'target' column).")
+
+
 def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
               object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
     """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
@@ -303,7 +307,10 @@ def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_fra
     start_frame = job.check_start_frame(start_frame)
     check_writable(out)
     scene, obj = _scene_with_head(mesh, blend, object_name, fps)
-    result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
+    try:
+        result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
+    except errors.TopologyError as exc:
+        raise errors.TopologyError(str(exc).rstrip(".") + "." + OTHER_TOPOLOGY) from None
     scene.frame_current = result.start_frame
     save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
     return result
@@ -326,9 +333,16 @@ def bake_arkit_file(args_like, mesh: str, audio: str, out: str, *, fps=None, sta
         expr = s.expression()
     except ValueError as exc:
         raise errors.SpeechToFaceError(str(exc)) from None
-    scene, obj = _scene_with_head(mesh, blend, object_name, fps)
-    if not blend:
-        arkit_target.add_basis_keys(obj)   # a FLAME head becomes an ARKit-rigged character
+    try:
+        scene, obj = _scene_with_head(mesh, blend, object_name, fps)
+        if not blend:
+            arkit_target.add_basis_keys(obj)   # a FLAME head becomes an ARKit-rigged character
+    except errors.TopologyError as exc:
+        # the 52 shapes are made for FLAME's topology; other characters bring their own keys
+        raise errors.TopologyError(
+            f"{str(exc).rstrip('.')}. The ARKit target adds its 52 shapes only to a FLAME-topology head given as a "
+            "mesh file; a character of another topology needs its own ARKit-named shape keys (give its .blend "
+            "and object).") from None
     problem = arkit_target.target_problem(obj)
     if problem:
         raise errors.SpeechToFaceError(problem)
@@ -346,5 +360,85 @@ def bake_arkit_file(args_like, mesh: str, audio: str, out: str, *, fps=None, sta
     save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
     record = result["objects"][obj.name]
     return {"object": obj.name, "frames": frames, "report": arkit_target.report(record),
-            "description": animator.describe(), "csv": csv_path, "json": json_path}
+            "description": animator.describe(), "trained": animator.trained, "csv": csv_path, "json": json_path}
 
+
+
+MESH_IMPORTERS = {".obj": "wm.obj_import", ".ply": "wm.ply_import", ".fbx": "import_scene.fbx",
+                  ".glb": "import_scene.gltf", ".gltf": "import_scene.gltf"}
+
+
+def import_mesh(path: str):
+    """A head of any topology from a mesh file, read by Blender's own importers (vertex order does
+    not matter for the any-head target); the largest mesh in the file is the head."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MESH_IMPORTERS:
+        raise errors.SpeechToFaceError(f"Unsupported mesh format '{ext}': use one of {sorted(MESH_IMPORTERS)}.")
+    if not os.path.isfile(path):
+        raise errors.SpeechToFaceError(f"Mesh file not found: {path}")
+    if ext in (".glb", ".gltf"):
+        import addon_utils
+        addon_utils.enable("io_scene_gltf2", default_set=True)
+    before = set(bpy.data.objects)
+    group, name = MESH_IMPORTERS[ext].split(".")
+    getattr(getattr(bpy.ops, group), name)(filepath=os.path.abspath(path))
+    meshes = [o for o in bpy.data.objects if o not in before and o.type == "MESH"]
+    if not meshes:
+        raise errors.SpeechToFaceError(f"{path} holds no mesh.")
+    # The largest mesh is the head (eyes and teeth in the same file are smaller).
+    return max(meshes, key=lambda o: len(o.data.vertices))
+
+
+def bake_any_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
+                  object_name: str = "", landmarks=None, refit: bool = False, jaw_parts=(), take: str = "main",
+                  **settings):
+    """--target any: one head of any topology -> one .blend (tools/bake_any_head.py, batch items).
+
+    The FLAME template is fitted unless the head in ``blend`` already carries a fit (``refit`` or
+    ``landmarks`` fit again); ``jaw_parts`` are names of objects in ``blend`` (or imported with ``mesh``) that follow the jaw.
+    Returns (BakeResult, the new Registration or None when the stored fit was used)."""
+    from . import any_head, job
+    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
+                   start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
+    if object_name and not blend:
+        raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
+    start_frame = job.check_start_frame(start_frame)
+    check_writable(out)
+    if blend:
+        scene = open_blend(blend)
+        obj = pick_object(object_name)
+    else:
+        if not mesh:
+            raise errors.SpeechToFaceError("Give --mesh (OBJ/PLY/FBX/glTF) or --blend with --object.")
+        scene = new_scene()
+        obj = import_mesh(mesh)
+    if fps is not None:
+        api.set_fps(scene, fps)
+    elif not blend:
+        api.set_fps(scene, 30.0)
+    parts = []
+    for name in jaw_parts:
+        part = scene.objects.get(name)
+        if part is None:
+            raise errors.SpeechToFaceError(f"No object named '{name}' for the jaw parts.")
+        parts.append(part)
+    reg = None
+    if refit or landmarks or not any_head.is_registered(obj):
+        reg = any_head.register(obj, landmarks=landmarks)
+    result = any_head.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, jaw_parts=parts, **settings)
+    scene.frame_current = result.start_frame
+    save_blend(out, compress=args_like.compress, pack_audio=not args_like.no_pack_audio)
+    return result, reg
+
+
+def read_landmarks(path: str) -> dict:
+    """Named points for the any-head fit from a JSON file ({"nose_tip": [x, y, z], ...})."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object of named points")
+        return {str(k): tuple(float(c) for c in v) for k, v in data.items()}
+    except (OSError, ValueError, TypeError) as exc:
+        raise errors.SpeechToFaceError(f"Cannot read landmarks {path}: {exc}") from None

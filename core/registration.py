@@ -16,7 +16,9 @@ Two steps, both numpy only:
    coarse node graph (farthest-point nodes, each an affine map), solved by dense linear least
    squares. The coordinates decouple (point-to-point targets projected towards the tangent
    plane), so each iteration is one small dense solve with three right-hand sides. The
-   smoothness weight falls over the iterations, coarse to fine.
+   smoothness weight falls over the iterations, coarse to fine. Where the head's mouth is open
+   (a boundary loop near the template's mouth opening), the template's rim is pulled onto it:
+   the surface alone leaves the lips free to slide along it.
 
 The fitted template (5023 vertices, the user's frame and units) is what the networks animate;
 ``core.transfer`` carries that motion to the user's own vertices.
@@ -37,7 +39,7 @@ from itertools import permutations, product
 
 import numpy as np
 
-from . import alignment, flame, surface
+from . import alignment, flame, lip_aperture, surface
 from .errors import NotAHeadError, TopologyError
 
 MIN_VERTICES = 300
@@ -68,6 +70,8 @@ class FitConfig:
     mouth_normal_mm: float = 6.0  # > 0: around the mouth, nearest in (position, this x normal)
     mouth_tangent_weight: float = 0.5
     reject_mm: float = 8.0        # correspondences farther than this (template scale) are ignored
+    rim_weight: float = 1.0       # > 0: the template's mouth opening is pulled onto the head's own (if open)
+    rim_reject_mm: float = 6.0    # rim points farther than this from the template's rim are ignored
     seed: int = 0
 
 
@@ -241,7 +245,7 @@ def similarity_from_landmarks(points: dict) -> alignment.Similarity:
 
 # --- step 2: non-rigid fit --------------------------------------------------------------------------
 
-def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
+def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None, rim_c=None):
     v0, faces, _, _, face_idx = _template()
     g, idx, w, edges = _deformation_graph(cfg.nodes, cfg.node_neighbours, cfg.vertex_nodes, cfg.face_density)
     n_nodes, n_v = len(g), len(v0)
@@ -278,6 +282,7 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
     lmk0 = topo.landmarks(v0)
     mouth = np.flatnonzero(np.linalg.norm(v0 - 0.5 * (lmk0[62] + lmk0[66]), axis=1) < 0.035)
     vn = v0
+    rim = lip_aperture.lip_surfaces().mouth_loop
     data_scale = n_v / len(edges)
     total = len(cfg.smooth_schedule) * cfg.iterations_per_stage
     step = 0
@@ -305,6 +310,13 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
             along = (off * nq).sum(1, keepdims=True) * nq
             target = vn + along + tw * (off - along)
             alpha = ok.astype(np.float64)
+            if rim_c is not None:
+                # The mouth opening is the one sharp feature of the lips the surface alone does
+                # not pin: its rim vertices go to the head's rim (tangent offsets included).
+                jr, dr = surface.nearest(vn[rim], rim_c)
+                on_rim = dr < cfg.rim_reject_mm / 1000.0
+                target[rim[on_rim]] = rim_c[jr[on_rim]]
+                alpha[rim[on_rim]] = cfg.rim_weight
             # B has 4 nodes x 4 entries per row: accumulate B^T W B from those blocks (sparse).
             vals = Bv * alpha[:, None]
             BtWB = np.zeros((4 * n_nodes, 4 * n_nodes))
@@ -319,6 +331,27 @@ def _fit_nonrigid(points_c, normals_c, cfg: FitConfig, progress=None):
                 progress(step / total)
     vn = B @ x + base
     return vn, _face_distance_mm(vn, points_c, normals_c)
+
+
+def mouth_rim(vertices, triangles, sim: alignment.Similarity, reject_mm: float = 6.0, step_mm: float = 0.5):
+    """Points along the head's open mouth (canonical frame, about every ``step_mm``): the boundary
+    loop of the mesh nearest the template's mouth opening, or None when the mouth is closed
+    (a remesher fused the lips) or no loop lies within ``reject_mm`` of it on average."""
+    loops = lip_aperture.boundary_loops(triangles)
+    if not loops:
+        return None
+    tmpl = _template()[0][lip_aperture.lip_surfaces().mouth_loop]
+    best, score = None, np.inf
+    for lp in loops:
+        c = sim.to_canonical(vertices[lp])
+        s = np.linalg.norm(c[:, None] - tmpl[None], axis=2).min(1).mean()
+        if s < score:
+            best, score = c, s
+    if score > reject_mm / 1000.0:
+        return None
+    a, b = best, np.roll(best, -1, axis=0)
+    steps = max(1, int(np.ceil(np.linalg.norm(b - a, axis=1).max() * 1000.0 / step_mm)))
+    return np.concatenate([a + t * (b - a) for t in np.arange(steps) / steps])
 
 
 def _face_distance_mm(vertices_c, points_c, normals_c) -> float:
@@ -365,7 +398,8 @@ def register(vertices, faces, landmarks: dict | None = None, config: FitConfig =
             f"{rigid_mm:.1f} mm (at FLAME scale) from its surface on average; a head is within "
             f"{MAX_RIGID_FACE_MM:g} mm. If it is a head, place landmarks by hand "
             f"(nose tip, eye and mouth corners, chin).")
-    fitted_c, fit_mm = _fit_nonrigid(pc, nc, config, lambda f: report(0.2 + 0.8 * f))
+    rim_c = mouth_rim(v, tris, sim, config.rim_reject_mm) if config.rim_weight > 0 else None
+    fitted_c, fit_mm = _fit_nonrigid(pc, nc, config, lambda f: report(0.2 + 0.8 * f), rim_c=rim_c)
     if fit_mm > MAX_FIT_FACE_MM:
         raise NotAHeadError(
             f"{what}: the FLAME template could not be fitted to its face ({fit_mm:.1f} mm from the "

@@ -85,6 +85,17 @@ def lip_labels():
     return label, tri_label
 
 
+@lru_cache(maxsize=2)
+def lip_masks(own: int):
+    """(vertex mask, triangle mask) of lip ``own``'s side of FLAME: no vertex of the other lip and no
+    triangle touching it (not even those joining the lips at the mouth corners: a fitted template
+    sits a millimetre or so off along the surface there, and a corner vertex bound across the
+    join would take the other lip's motion; measured in docs/eval/transfer.md)."""
+    label, _ = lip_labels()
+    other = LOWER if own == UPPER else UPPER
+    return label != other, ~(label[flame.load_topology().faces] == other).any(1)
+
+
 @lru_cache(maxsize=1)
 def _template_rings():
     topo = flame.load_topology()
@@ -136,10 +147,7 @@ def bind(user_vertices: np.ndarray, user_faces, registration, sure_mm: float = S
     lip = np.flatnonzero((corner_labels[tri] != FREE).any(1))
     if len(lip):
         # Closest point on each lip separately (triangles with no corner on the other lip).
-        per = {}
-        for own, banned in ((UPPER, LOWER), (LOWER, UPPER)):
-            tmask = ~(corner_labels == banned).any(1)
-            per[own] = surface.closest_points(pts[lip], fit, faces, rings, label != banned, tmask)
+        per = {own: surface.closest_points(pts[lip], fit, faces, rings, *lip_masks(own)) for own in (UPPER, LOWER)}
         d_up, d_lo = per[UPPER][2], per[LOWER][2]
         lip_side = np.where(d_up <= d_lo, UPPER, LOWER).astype(np.int8)
         # Where the lips touch (FLAME's even overlap a little at rest) both are near: those

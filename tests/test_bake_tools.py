@@ -200,6 +200,112 @@ def test_batch_takes_one_action_per_clip(tmp_path):
     assert again.returncode == 0 and "0 ok, 2 skipped" in again.stdout
 
 
+def _remeshed_head(tmp_path):
+    """A FLAME head decimated by Blender (2k vertices, other topology) as an OBJ."""
+    from core import meshio
+    made = run_tool(ROOT / "tools" / "make_test_heads.py", "--only", "decimated_2k", "--out", tmp_path / "heads")
+    assert made.returncode == 0, made.stderr
+    with np.load(tmp_path / "heads" / "decimated_2k.npz") as d:
+        meshio.write_obj(tmp_path / "remeshed.obj", d["vertices"], d["loops"].reshape(-1, 3))   # all triangles
+    return tmp_path / "remeshed.obj"
+
+
+def _character_blend(path):
+    """A .blend with 'Face' (a FLAME head with three ARKit-named keys) and 'Rock' (no ARKit keys)."""
+    from blender_addon import api
+    reset_scene()
+    face = api.load_head(str(HEAD), name="Face")
+    face.shape_key_add(name="Basis", from_mix=False)
+    for name in ("jawOpen", "mouthClose", "eyeBlinkLeft"):
+        face.shape_key_add(name=name, from_mix=False)
+    mesh = bpy.data.meshes.new("Rock")
+    mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    rock = bpy.data.objects.new("Rock", mesh)
+    bpy.context.scene.collection.objects.link(rock)
+    rock.shape_key_add(name="Basis")
+    rock.shape_key_add(name="freckles")
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    return path
+
+
+@pytest.mark.needs_audio
+def test_batch_targets_flame_arkit_and_any(tmp_path):
+    """One manifest: a FLAME head, an ARKit character (with its CSV), a FLAME head given the 52
+    shapes (--arkit-files), a head of another topology; items whose head cannot take their target,
+    and a bad target, fail with the reason while the batch goes on and the inputs stay untouched."""
+    make_wav(tmp_path / "a.wav", seconds=0.5)
+    make_wav(tmp_path / "b.wav", seconds=0.5, seed=1)
+    _remeshed_head(tmp_path)
+    character = _character_blend(tmp_path / "character.blend")
+    before = character.read_bytes()
+    items = [
+        {"audio": "a.wav", "name": "flame_item"},
+        {"audio": "a.wav", "name": "arkit_char", "target": "arkit", "blend": "character.blend", "object": "Face",
+         "arkit_csv": "char.csv"},
+        {"audio": "b.wav", "name": "arkit_head", "target": "ARKit"},
+        {"audio": "b.wav", "name": "any_item", "target": "any", "mesh": "remeshed.obj"},
+        {"audio": "a.wav", "name": "bad_target", "target": "metahuman"},
+        {"audio": "a.wav", "name": "arkit_rock", "target": "arkit", "blend": "character.blend", "object": "Rock"},
+        {"audio": "a.wav", "name": "arkit_remeshed", "target": "arkit", "mesh": "remeshed.obj"},
+        {"audio": "a.wav", "name": "flame_remeshed", "mesh": "remeshed.obj"},
+        {"audio": "a.wav", "name": "csv_on_flame", "arkit_csv": "x.csv"},
+    ]
+    (tmp_path / "shots.json").write_text(json.dumps(items))
+    out = tmp_path / "out"
+    done = run_tool(BATCH, tmp_path / "shots.json", "--out-dir", out, "--arkit-files")
+    assert done.returncode == 1, done.stdout + done.stderr
+    log = done.stdout
+    assert "5 failed" in log and "4 ok" in log, log
+    assert "bad_target: FAILED: 'target' must be flame, arkit or any, got \"metahuman\"" in log
+    assert "arkit_rock: FAILED: 'Rock' has 1 shape keys but none has an ARKit name" in log
+    assert "arkit_remeshed: FAILED: 'remeshed' has 2029 vertices" in log and "own ARKit-named shape keys" in log
+    assert "flame_remeshed: FAILED: 'remeshed' has 2029 vertices" in log and "takes target 'any'" in log
+    assert "csv_on_flame: FAILED: 'arkit_csv' goes with target arkit" in log
+    assert "arkit_char: ok, arkit: 12 frames on 'Face', keyed 3 of 52 ARKit shapes" in log   # the .blend's 24 fps
+    summary = json.loads((out / "batch_summary.json").read_text())
+    status = {r["name"]: r["status"] for r in summary["items"]}
+    assert [n for n, st in status.items() if st == "ok"] == ["flame_item", "arkit_char", "arkit_head", "any_item"]
+    assert {r["name"]: r.get("target") for r in summary["items"] if r["status"] == "ok"} == {
+        "flame_item": "flame", "arkit_char": "arkit", "arkit_head": "arkit", "any_item": "any"}
+    # Only what the ok items write; the character's .blend is read, never written.
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "flame_item.blend", "arkit_char.blend", "arkit_char.json", "arkit_head.blend", "arkit_head.csv",
+        "arkit_head.json", "any_item.blend", "batch_summary.json"])
+    assert character.read_bytes() == before and not (tmp_path / "x.csv").exists()
+    with open(tmp_path / "char.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:2] == ["Timecode", "BlendShapeCount"] and len(rows) == 1 + 12
+    _open(out / "arkit_char.blend")
+    key = bpy.data.objects["Face"].data.shape_keys
+    assert compat.assigned(key)[0].name == "S2F_ARKit_Face"
+    _open(out / "any_item.blend")
+    head = bpy.data.objects["remeshed"]
+    assert len(head.data.vertices) == 2029 and "s2f_flame_triangle" in head.data.attributes
+    assert bake.takes(head)["main"]["frames"] == 15
+    # Rerun: finished items (all their files) are skipped, the failing ones fail again.
+    again = run_tool(BATCH, tmp_path / "shots.json", "--out-dir", out, "--arkit-files")
+    assert again.returncode == 1 and "0 ok, 4 skipped, 5 failed" in again.stdout, again.stdout
+
+
+@pytest.mark.needs_audio
+def test_batch_takes_on_a_head_of_any_topology(tmp_path):
+    """--takes --target any: the head is fitted once, every clip is its own take and Action."""
+    clips = tmp_path / "lines"
+    clips.mkdir()
+    for i in range(2):
+        make_wav(clips / f"line{i}.wav", seconds=0.4, seed=i)
+    mesh = _remeshed_head(tmp_path)
+    out = tmp_path / "all.blend"
+    done = run_tool(BATCH, clips, "--takes", out, "--target", "any", "--mesh", mesh, "--mode", "compact")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("FLAME template fitted") == 1 and "2 ok" in done.stdout
+    _open(out)
+    recs = bake.takes(bpy.data.objects["remeshed"])
+    assert set(recs) == {"line0", "line1"} and len({r["action"] for r in recs.values()}) == 2
+    refused = run_tool(BATCH, clips, "--takes", tmp_path / "arkit.blend", "--target", "arkit")
+    assert "--takes bakes takes on one head" in _one_line_error(refused)
+
+
 @pytest.mark.needs_audio
 def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     wav = make_wav(tmp_path / "line.wav", seconds=0.6)

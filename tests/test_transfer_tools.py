@@ -26,15 +26,23 @@ def test_make_test_heads_and_evaluate_transfer(tmp_path):
         assert float(d["scale"]) > 0
     out = tmp_path / "transfer"
     res = run_tool(ROOT / "tools" / "evaluate_transfer.py", "--heads", "decimated_2k", "--seconds", "1",
-                   "--test-heads", heads, "--out", out)
+                   "--test-heads", heads, "--out", out, "--ablation")
     assert res.returncode == 0, res.stderr
     report = json.loads(out.with_suffix(".json").read_text())
     (head,) = report["heads"]
     assert head["frames"] == 30 and head["vertices"] == report["heads"][0]["vertices"]
-    for key in ("mean_mm", "lips_mean_mm", "lips_max_mm", "register_s", "fit_face_mm"):
+    for key in ("mean_mm", "lips_mean_mm", "lips_max_mm", "register_s", "fit_face_mm", "lips_max_outside_bridge_mm",
+                "lips_max_either_lip_mm"):
         assert np.isfinite(head[key]) and head[key] >= 0
     assert head["lips_vertices"] > 20
-    assert "decimated_2k" in out.with_suffix(".md").read_text()
+    # The split never drops a vertex from the full maximum; the decimated head keeps its slit open.
+    assert head["lips_max_outside_bridge_mm"] <= head["lips_max_mm"] and head["bridge_vertices"] < 5
+    assert head["lips_worst"]["error_mm"] == round(head["lips_max_mm"], 2)
+    assert 0 < head["fitted_lips_vertex_mm"]["mean"] < head["template_lips_vertex_mm"]["mean"]
+    assert head["ablation"]["as shipped"]["lips_max_mm"] == round(head["lips_max_mm"], 2)
+    assert len(head["ablation"]) == 5
+    md = out.with_suffix(".md").read_text()
+    assert "decimated_2k" in md and "## Where the largest lip error is" in md and "## Variants" in md
 
 
 def _write_obj(path, vertices, loops, starts, totals):

@@ -18,7 +18,6 @@ Exit status 1 with one "error:" line on bad input; nothing is written then.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -28,9 +27,6 @@ if ROOT not in sys.path:
 from tools.blender_entry import require_bpy  # noqa: E402
 
 require_bpy(__file__)
-
-IMPORTERS = {".obj": "wm.obj_import", ".ply": "wm.ply_import", ".fbx": "import_scene.fbx",
-             ".glb": "import_scene.gltf", ".gltf": "import_scene.gltf"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     src.add_argument("--object", default="", help="...and the head object's name in it")
     ap.add_argument("--landmarks", default="", help="JSON file of named points (when automatic fitting fails)")
     ap.add_argument("--refit", action="store_true", help="fit again even if the head is already fitted")
-    ap.add_argument("--jaw-parts", default="", help="comma-separated objects (in --blend) that follow the jaw")
+    ap.add_argument("--jaw-parts", default="", help="comma-separated objects (in --blend, or in the --mesh file) that follow the jaw")
     ap.add_argument("--audio", required=True, help="speech audio (WAV/FLAC/OGG/MP3...)")
     ap.add_argument("--out", required=True, help="output .blend")
     ap.add_argument("--take", default="main", help="name of this bake (re-baking a take replaces it)")
@@ -50,29 +46,8 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def import_mesh(path: str):
-    import bpy
-    from blender_addon.engine import errors
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in IMPORTERS:
-        raise errors.SpeechToFaceError(f"Unsupported mesh format '{ext}': use one of {sorted(IMPORTERS)}.")
-    if not os.path.isfile(path):
-        raise errors.SpeechToFaceError(f"Mesh file not found: {path}")
-    if ext in (".glb", ".gltf"):
-        import addon_utils
-        addon_utils.enable("io_scene_gltf2", default_set=True)
-    before = set(bpy.data.objects)
-    group, name = IMPORTERS[ext].split(".")
-    getattr(getattr(bpy.ops, group), name)(filepath=os.path.abspath(path))
-    meshes = [o for o in bpy.data.objects if o not in before and o.type == "MESH"]
-    if not meshes:
-        raise errors.SpeechToFaceError(f"{path} holds no mesh.")
-    # The largest mesh is the head (eyes and teeth in the same file are smaller).
-    return max(meshes, key=lambda o: len(o.data.vertices))
-
-
 def main(argv=None) -> int:
-    from blender_addon import any_head, api, headless
+    from blender_addon import headless
     from blender_addon.engine import errors
     args = parser().parse_args(headless.script_args(argv))
     if not args.out.lower().endswith(".blend"):
@@ -80,35 +55,15 @@ def main(argv=None) -> int:
     if bool(args.mesh) == bool(args.blend):
         headless.fail("give exactly one of --mesh or --blend (with --object)")
     try:
-        landmarks = None
-        if args.landmarks:
-            with open(args.landmarks, encoding="utf-8") as fh:
-                landmarks = {k: tuple(map(float, v)) for k, v in json.load(fh).items()}
-        if args.blend:
-            scene = headless.open_blend(args.blend)
-            obj = headless.pick_object(args.object)
-        else:
-            scene = headless.new_scene()
-            obj = import_mesh(args.mesh)
-        if args.fps is not None:
-            api.set_fps(scene, args.fps)
-        elif not args.blend:
-            api.set_fps(scene, 30.0)
-        parts = []
-        for name in filter(None, args.jaw_parts.split(",")):
-            part = scene.objects.get(name)
-            if part is None:
-                raise errors.SpeechToFaceError(f"No object named '{name}' for --jaw-parts.")
-            parts.append(part)
-        if args.refit or landmarks or not any_head.is_registered(obj):
-            reg = any_head.register(obj, landmarks=landmarks)
-            print(reg.summary())
-        result = any_head.bake(obj, os.path.abspath(args.audio), scene=scene, start_frame=args.start_frame,
-                               take=args.take, jaw_parts=parts, **headless.settings_from(args))
-        scene.frame_current = result.start_frame
-        headless.save_blend(args.out, compress=args.compress, pack_audio=not args.no_pack_audio)
+        landmarks = headless.read_landmarks(args.landmarks) if args.landmarks else None
+        result, reg = headless.bake_any_file(
+            args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
+            blend=args.blend, object_name=args.object, landmarks=landmarks, refit=args.refit,
+            jaw_parts=[p for p in args.jaw_parts.split(",") if p], take=args.take, **headless.settings_from(args))
     except (errors.SpeechToFaceError, OSError, ValueError) as exc:
         headless.fail(str(exc))
+    if reg is not None:
+        print(reg.summary())
     headless.print_result(result, args.out)
     return 0
 
