@@ -164,3 +164,25 @@ def test_jaw_is_an_exact_rotation(identities):
     r = ident.neutral[rigid] - deformers.jaw_pivot(ident.neutral)
     rot = np.array([[1, 0, 0], [0, np.cos(theta), -np.sin(theta)], [0, np.sin(theta), np.cos(theta)]])
     np.testing.assert_allclose(d[rigid], r @ rot.T - r, atol=1e-6)
+
+
+def test_opening_rests_in_audible_pauses():
+    """Where the recording is quiet (relative to its own speech) for 120 ms or more, the mouth's
+    opening fields go to rest; rounding, spreading and emotion fields, and speech frames, stay."""
+    rate, fps = 16000, 30.0
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.0 * rate)) / rate
+    audio = 0.1 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+    audio[int(1.0 * rate):int(1.6 * rate)] = 1e-4 * rng.standard_normal(int(0.6 * rate))   # noise floor, 60 dB down
+    audio[int(2.4 * rate):int(2.46 * rate)] = 0.0                                           # 60 ms: too short
+    n = int(3.0 * fps)
+    coeffs = rng.uniform(0.1, 0.5, (n, len(deformers.COEFFS))).astype(np.float32)
+    out = articulation.rest_in_pauses(coeffs, audio, rate, fps)
+    opening = [deformers.COEFFS.index(c) for c in articulation.OPENING_COEFFS]
+    kept = [k for k in range(len(deformers.COEFFS)) if k not in opening]
+    inside = slice(int(1.1 * fps), int(1.5 * fps))
+    assert np.all(out[inside][:, opening] == 0)
+    assert np.array_equal(out[:, kept], coeffs[:, kept])
+    speech = np.r_[0:int(0.9 * fps), int(1.7 * fps):n]
+    assert np.array_equal(out[speech], coeffs[speech])
+    assert articulation.rest_in_pauses(coeffs, np.full_like(audio, 0.1), rate, fps) is coeffs

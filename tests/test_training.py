@@ -58,6 +58,14 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
     # Feature normalisation was measured on the training features, not left at identity.
     _, state, _ = weights.load_network(tmp_path / "w", "s2l_mel", "s2l")
     assert np.abs(state["feature_mean"]).max() > 0.1
+    # --init: a run starts from those weights (its first validation equals theirs, not a random
+    # network's), and the manifest says where it started.
+    out = run("tools/train_s2l.py", *common, "--run-dir", tmp_path / "c", "--epochs", "1", "--lr", "0",
+              "--init", tmp_path / "w", "--export", tmp_path / "w2")
+    again = json.loads((tmp_path / "c" / "log.json").read_text())[0]
+    assert again["loss"] == pytest.approx(best["loss"], rel=1e-4)
+    entry2 = json.loads((tmp_path / "w2" / "manifest.json").read_text())["networks"]["s2l_mel"]
+    assert entry2["initialised_from"] == str(tmp_path / "w")
 
 
 def test_trained_flag_needs_its_evidence(tmp_path):

@@ -132,6 +132,8 @@ def main(argv=None) -> int:
                     help="weight of the lip-gap term that keeps openings and closures (0: the paper's objective)")
     ap.add_argument("--no-condition", action="store_true",
                     help="train without the emotion/style code (the paper's S2L)")
+    ap.add_argument("--init", help="weights folder whose s2l_<encoder> starts the run (fine-tuning on a "
+                                   "re-taught corpus instead of training from scratch)")
     ap.add_argument("--max-hours", type=float, help="use at most this much training audio")
     ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
     add_run_arguments(ap)
@@ -159,6 +161,12 @@ def main(argv=None) -> int:
     mean, std = feature_statistics(train)
     model.feature_mean.copy_(torch.from_numpy(mean))
     model.feature_std.copy_(torch.from_numpy(std))
+    if args.init and not args.resume:
+        from core import weights
+        init_cfg, init_state, _ = weights.load_network(Path(args.init), args.export_name or f"s2l_{args.encoder}", "s2l")
+        if S2LConfig(**init_cfg) != cfg:
+            raise SystemExit(f"--init {args.init}: its S2L config {init_cfg} differs from this run's {cfg.to_dict()}")
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss,
                **({"cosine": 0.0} if args.no_cosine else {})}
@@ -197,6 +205,7 @@ def main(argv=None) -> int:
                     front_end=args.encoder,
                     training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
                     extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
+                           "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
     return 0

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import articulation, deformers
+
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test", "test_language")
 
@@ -129,6 +131,7 @@ class Corpus:
         if self.manifest.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path}: corpus format {self.manifest.get('format_version')}, expected {FORMAT_VERSION}")
         self.fps = float(self.manifest["fps"])
+        self.sample_rate = int(self.manifest.get("sample_rate", 16000))
         self.identities = IdentityTable.load(self.root / "identities.npz")
 
     @property
@@ -161,6 +164,9 @@ class Corpus:
                 audio = arrays["audio"][ao[i]:ao[i + 1]].astype(np.float32) / 32767.0
                 coeffs = arrays["coeffs"][fo[i]:fo[i + 1]]
                 dense = arrays["dense"][fo[i]:fo[i + 1]] if "dense" in arrays else None
+                if coeffs.size and coeffs.shape[1] == len(deformers.COEFFS):
+                    # applied on reading, so corpora made before this teacher stage get it too
+                    coeffs = articulation.rest_in_pauses(coeffs, audio, self.sample_rate, self.fps)
                 if coeffs.size and coeffs.shape[1] == self.identities.lmk_basis.shape[1]:
                     # landmarks follow the identity table, so a rebuilt table (improved deformers)
                     # re-teaches the corpus without synthesising anything again
