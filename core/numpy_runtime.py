@@ -8,6 +8,9 @@ plain dicts with the fields of S2LConfig / S2DConfig (torch is not importable he
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,35 +148,122 @@ class NumpyS2D:
         _check_state("S2D", s2d_parameter_shapes(c, self.h), state)
         self.folded = fold_s2d(c, state, self.h)
         self.elu = c["activation"] == "elu"
+        self.threads = default_threads()
+        self._local = threading.local()
 
-    # Frames per pass: the gathered (N, 27, frames * C) block stays in cache (measured fastest).
-    frames_per_pass = 8
+    # Frames per pass: one pass's working set (about 1 MB at the widest level) stays in cache.
+    frames_per_pass = 16
+    # Gathered rows per step of the merged operator (their bytes stay in the first cache levels).
+    gather_bytes = 256 * 1024
 
     def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
-        """(B, 68, 3) -> (B, 5023, 3) vertex displacements."""
-        x = np.asarray(landmark_displacements, np.float32)
-        step = self.frames_per_pass
-        if len(x) <= step:
-            return self._forward(x)
-        return np.concatenate([self._forward(x[i:i + step]) for i in range(0, len(x), step)])
+        """(B, 68, 3) -> (B, 5023, 3) vertex displacements.
 
-    def _forward(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        A batch is split between ``threads`` threads (numpy's products and gathers release the
+        GIL), each running passes of ``frames_per_pass`` frames in its own reused buffers."""
+        x = np.asarray(landmark_displacements, np.float32)
+        b = len(x)
+        out = np.empty((b, self.h.level_sizes[0], 3), np.float32)
+        threads = min(self.threads, -(-b // self.frames_per_pass))
+        if threads <= 1:
+            self._passes(x, out)
+            return out
+        bounds = np.linspace(0, b, threads + 1).round().astype(int)
+        pool = _thread_pool(threads - 1)
+        futures = [pool.submit(self._passes, x[a:e], out[a:e]) for a, e in zip(bounds[1:-1], bounds[2:])]
+        try:
+            self._passes(x[:bounds[1]], out[:bounds[1]])
+        finally:
+            for f in futures:   # always wait: the workers write into ``out``
+                f.exception()
+        for f in futures:
+            f.result()
+        return out
+
+    def _passes(self, x: np.ndarray, out: np.ndarray) -> None:
+        step = self.frames_per_pass
+        for i in range(0, len(x), step):
+            self._forward(x[i:i + step], out[i:i + step])
+
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        """A float32 array of ``shape``, reused by this thread from pass to pass (fresh large
+        arrays cost page faults that took as long as the arithmetic)."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None:
+            buffers = self._local.buffers = {}
+        size = int(np.prod(shape))
+        flat = buffers.get(name)
+        if flat is None or flat.size < size:
+            flat = buffers[name] = np.empty(size, np.float32)
+        return flat[:size].reshape(shape)
+
+    def _forward(self, landmark_displacements: np.ndarray, out: np.ndarray) -> None:
+        """One pass: (b, 68, 3) -> ``out`` (b, 5023, 3); the same operations, in the same order,
+        as the one-array-per-step version, so the results are equal bit for bit."""
         fs = self.folded
         b = landmark_displacements.shape[0]
-        x = landmark_displacements.reshape(b, -1) @ fs.first_weight + fs.first_bias
+        first = self._buffer("first", (b, fs.first_weight.shape[1]))
+        np.matmul(landmark_displacements.reshape(b, -1), fs.first_weight, out=first)
+        first += fs.first_bias
         # Vertex-major layout (N, B, C): gathering whole rows is what numpy does fastest.
-        x = np.ascontiguousarray(x.reshape(b, fs.coarse_size, -1).transpose(1, 0, 2))
-        for level in fs.levels:
-            x = _elu(x) if self.elu else np.maximum(x, 0)
+        x = self._buffer("x_coarse", (fs.coarse_size, b, first.shape[1] // fs.coarse_size))
+        np.copyto(x, first.reshape(b, fs.coarse_size, -1).transpose(1, 0, 2))
+        for i, level in enumerate(fs.levels):
+            if self.elu:
+                _elu_inplace(x, self._buffer("elu", x.shape))
+            else:
+                np.maximum(x, 0, out=x)
             n_coarse, _, c_in = x.shape
             s, c_out = level.spiral_length, level.bias.shape[0]
-            y = (x.reshape(-1, c_in) @ level.weight).reshape(n_coarse, b, s, c_out)
-            y = np.ascontiguousarray(y.transpose(0, 2, 1, 3)).reshape(n_coarse * s, b * c_out)
-            # The merged up-sampling + spiral gather: a weighted sum of 27 rows of y per vertex.
-            gathered = np.take(y, level.flat_index, axis=0).reshape(len(level.coef), -1, b * c_out)
-            x = np.einsum("nj,njk->nk", level.coef, gathered).reshape(-1, b, c_out)
+            width = b * c_out
+            z = self._buffer("z", (n_coarse * b, s * c_out))
+            np.matmul(x.reshape(-1, c_in), level.weight, out=z)
+            y = self._buffer("y", (n_coarse, s, b, c_out))
+            np.copyto(y, z.reshape(n_coarse, b, s, c_out).transpose(0, 2, 1, 3))
+            y = y.reshape(n_coarse * s, width)
+            # The merged up-sampling + spiral gather: a weighted sum of 27 rows of y per vertex,
+            # a few hundred vertices at a time so the gathered rows stay in cache.
+            n_fine, taps = level.coef.shape
+            x = self._buffer(f"x{i}", (n_fine, b, c_out))
+            rows = x.reshape(n_fine, width)
+            step = max(1, self.gather_bytes // (taps * width * 4))
+            gathered = self._buffer("gathered", (min(step, n_fine) * taps, width))
+            index = level.flat_index
+            for a in range(0, n_fine, step):
+                e = min(n_fine, a + step)
+                g = gathered[:(e - a) * taps]
+                np.take(y, index[a * taps:e * taps], axis=0, out=g)
+                np.einsum("nj,njk->nk", level.coef[a:e], g.reshape(e - a, taps, width), out=rows[a:e])
             x += level.bias
-        return np.ascontiguousarray(x.transpose(1, 0, 2))
+        np.copyto(out, x.transpose(1, 0, 2))
+
+
+def _elu_inplace(x: np.ndarray, scratch: np.ndarray) -> None:
+    """x <- ELU(x), equal bit for bit to ``_elu``: max(x, 0) + expm1(min(x, 0)) adds an exact
+    zero to one of the two."""
+    neg = np.minimum(x, 0, out=scratch)
+    np.expm1(neg, out=neg)
+    np.maximum(x, 0, out=x)
+    x += neg
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """One shared pool of helper threads for S2D batches (created on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max(1, workers), thread_name_prefix="s2f-s2d")
+        return _POOL
+
+
+def default_threads() -> int:
+    """Threads for S2D: both cores of a two-core machine, at most 2 (the passes are too short
+    to share among more without waiting on memory)."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
