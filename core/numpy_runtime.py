@@ -136,10 +136,14 @@ class NumpyS2D:
       * the first linear layer is folded into the first spiral convolution (one 204 x 1280
         matrix, computed once in float64);
       * a spiral convolution after up-sampling, conv(U x), is applied at the coarse level,
-        Y_s = x W_s (one matmul for all spiral positions), and its up-sampling and spiral
+        Y_s = x W_s (one matmul per spiral position), and its up-sampling and spiral
         gather become one sparse operator, out[v] = sum_s sum_k U[spiral[v, s], k] Y_s[k]:
-        27 (index, weight) pairs per fine vertex, precomputed as plain arrays (no scipy).
-    Results equal the layer-by-layer network up to float32 rounding (tests/test_networks.py).
+        27 (index, weight) pairs per fine vertex (``fold_s2d``);
+      * that operator is applied in dense blocks of neighbouring fine vertices, which share
+        most of their rows of Y: each block gathers its rows once and mixes them with one
+        small matrix product, the bias included (``BlockOperator``; no scipy).
+    Results equal the layer-by-layer network up to float32 rounding (tests/test_networks.py):
+    the same products and sums, added in another order.
     """
 
     def __init__(self, config: dict, state: dict, hierarchy: MeshHierarchy | None = None):
@@ -148,13 +152,18 @@ class NumpyS2D:
         _check_state("S2D", s2d_parameter_shapes(c, self.h), state)
         self.folded = fold_s2d(c, state, self.h)
         self.elu = c["activation"] == "elu"
+        self.blocks = block_operators(self.folded, self.h)
+        n0 = self.folded.coarse_size
+        w0 = self.folded.first_weight.reshape(-1, n0, self.folded.first_weight.shape[1] // n0)
+        b0 = self.folded.first_bias.reshape(n0, -1)
+        self.first = [(np.ascontiguousarray(w0[:, k]), b0[k]) for k in range(n0)]
         self.threads = default_threads()
         self._local = threading.local()
 
     # Frames per pass: one pass's working set (about 1 MB at the widest level) stays in cache.
     frames_per_pass = 16
     # Gathered rows per step of the merged operator (their bytes stay in the first cache levels).
-    gather_bytes = 256 * 1024
+    gather_bytes = 512 * 1024
 
     def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
         """(B, 68, 3) -> (B, 5023, 3) vertex displacements.
@@ -198,44 +207,48 @@ class NumpyS2D:
         return flat[:size].reshape(shape)
 
     def _forward(self, landmark_displacements: np.ndarray, out: np.ndarray) -> None:
-        """One pass: (b, 68, 3) -> ``out`` (b, 5023, 3); the same operations, in the same order,
-        as the one-array-per-step version, so the results are equal bit for bit."""
+        """One pass: (b, 68, 3) -> ``out`` (b, 5023, 3)."""
         fs = self.folded
         b = landmark_displacements.shape[0]
-        first = self._buffer("first", (b, fs.first_weight.shape[1]))
-        np.matmul(landmark_displacements.reshape(b, -1), fs.first_weight, out=first)
-        first += fs.first_bias
+        lmk = landmark_displacements.reshape(b, -1)
         # Vertex-major layout (N, B, C): gathering whole rows is what numpy does fastest.
-        x = self._buffer("x_coarse", (fs.coarse_size, b, first.shape[1] // fs.coarse_size))
-        np.copyto(x, first.reshape(b, fs.coarse_size, -1).transpose(1, 0, 2))
-        for i, level in enumerate(fs.levels):
+        x = self._buffer("x_coarse", (fs.coarse_size, b, fs.first_weight.shape[1] // fs.coarse_size))
+        for k, (weight, bias) in enumerate(self.first):
+            np.matmul(lmk, weight, out=x[k])
+            x[k] += bias
+        for i, op in enumerate(self.blocks):
             if self.elu:
                 _elu_inplace(x, self._buffer("elu", x.shape))
             else:
                 np.maximum(x, 0, out=x)
             n_coarse, _, c_in = x.shape
-            s, c_out = level.spiral_length, level.bias.shape[0]
+            s, c_out = len(op.weights), op.weights[0].shape[1]
             width = b * c_out
-            z = self._buffer("z", (n_coarse * b, s * c_out))
-            np.matmul(x.reshape(-1, c_in), level.weight, out=z)
-            y = self._buffer("y", (n_coarse, s, b, c_out))
-            np.copyto(y, z.reshape(n_coarse, b, s, c_out).transpose(0, 2, 1, 3))
-            y = y.reshape(n_coarse * s, width)
-            # The merged up-sampling + spiral gather: a weighted sum of 27 rows of y per vertex,
-            # a few hundred vertices at a time so the gathered rows stay in cache.
-            n_fine, taps = level.coef.shape
-            x = self._buffer(f"x{i}", (n_fine, b, c_out))
-            rows = x.reshape(n_fine, width)
-            step = max(1, self.gather_bytes // (taps * width * 4))
-            gathered = self._buffer("gathered", (min(step, n_fine) * taps, width))
-            index = level.flat_index
-            for a in range(0, n_fine, step):
-                e = min(n_fine, a + step)
-                g = gathered[:(e - a) * taps]
-                np.take(y, index[a * taps:e * taps], axis=0, out=g)
-                np.einsum("nj,njk->nk", level.coef[a:e], g.reshape(e - a, taps, width), out=rows[a:e])
-            x += level.bias
-        np.copyto(out, x.transpose(1, 0, 2))
+            # Spiral position s of every coarse vertex: y[s, vertex] = x[vertex] @ W_s, one
+            # product each (no transpose); one more row holds the bias, which every block adds.
+            y = self._buffer("y", (s * n_coarse * b + b, c_out))
+            for j, weight in enumerate(op.weights):
+                np.matmul(x.reshape(-1, c_in), weight, out=y[j * n_coarse * b:(j + 1) * n_coarse * b])
+            y[s * n_coarse * b:] = op.bias
+            y = y.reshape(s * n_coarse + 1, width)
+            # The merged up-sampling + spiral gather, block by block: each block of fine vertices
+            # gathers the rows of y it uses once and mixes them with one small matrix product.
+            x = self._buffer(f"x{i}", (op.size, b, c_out))
+            rows = x.reshape(op.size, width)
+            for group in op.groups:
+                n_blocks, _, r = group.matrix.shape
+                step = max(1, self.gather_bytes // (r * width * 4))
+                gathered = self._buffer("gathered", (min(step, n_blocks) * r, width))
+                for a in range(0, n_blocks, step):
+                    e = min(n_blocks, a + step)
+                    g = gathered[:(e - a) * r]
+                    np.take(y, group.rows[a * r:e * r], axis=0, out=g)
+                    np.matmul(group.matrix[a:e], g.reshape(e - a, r, width),
+                              out=rows[group.start + a * op.block:group.start + e * op.block].reshape(e - a, op.block, width))
+        # Fine vertices sit in block order: back to the mesh's own order, frame-major.
+        final = self._buffer("final", (len(op.position), b * 3))
+        np.take(x.reshape(op.size, -1), op.position, axis=0, out=final)
+        np.copyto(out, final.reshape(len(op.position), b, 3).transpose(1, 0, 2))
 
 
 def _elu_inplace(x: np.ndarray, scratch: np.ndarray) -> None:
@@ -316,6 +329,98 @@ def fold_s2d(config: dict, state: dict, hierarchy: MeshHierarchy) -> FoldedS2D:
             bias=b.astype(np.float32), index=np.ascontiguousarray(index.astype(np.intp)),
             coef=np.ascontiguousarray(coef, np.float32), spiral_length=s))
     return FoldedS2D(n0, first_w.astype(np.float32), first_b.astype(np.float32), levels)
+
+
+@dataclass
+class BlockGroup:
+    start: int              # first output row of the group
+    rows: np.ndarray        # (n_blocks * R,) rows of y each block gathers (padding repeats row 0)
+    matrix: np.ndarray      # (n_blocks, block, R) float32: block's fine vertices x gathered rows
+
+
+@dataclass
+class BlockOperator:
+    """One level of the regrouped S2D with its merged up-sampling + spiral gather as dense blocks.
+
+    y holds x @ W_s for every spiral position s and coarse row (row s * n_coarse + row), then
+    one row with the bias. Fine vertices are ordered along a space-filling curve and cut into
+    blocks of ``block``; the rows of y a block uses (about 8 per vertex instead of 27: neighbours
+    share them) are gathered once and mixed by one (block x R) matrix, the bias row included.
+    Blocks are sorted by R and grouped, each group padded to its largest R. Output rows follow
+    that order (``size`` rows, padding included); the next level's rows and ``position``
+    (vertex -> row) account for it."""
+    weights: list           # S arrays (C_in, C_out) float32: W_s
+    bias: np.ndarray        # (C_out,) float32
+    block: int
+    size: int
+    groups: list
+    position: np.ndarray    # (N_fine,) output row of each fine vertex
+
+
+def block_operators(folded: "FoldedS2D", hierarchy: MeshHierarchy, block: int = 16, groups: int = 4) -> list:
+    """BlockOperator per level of ``folded`` (the same coefficients, regrouped)."""
+    ops = []
+    n_levels = len(hierarchy.level_sizes)
+    coarse_position = np.arange(folded.coarse_size)
+    for i, level in enumerate(folded.levels):
+        fine = n_levels - 2 - i
+        n_coarse = len(coarse_position) if i == 0 else ops[-1].size
+        op = _block_operator(level, coarse_position, n_coarse, _curve_order(hierarchy.vertices[fine]), block, groups)
+        ops.append(op)
+        coarse_position = op.position
+    return ops
+
+
+def _curve_order(points: np.ndarray, bits: int = 10) -> np.ndarray:
+    """Vertex order along a Morton (Z-order) curve, so blocks of consecutive vertices are compact."""
+    p = np.asarray(points, np.float64)
+    q = ((p - p.min(0)) / max(float(np.ptp(p, 0).max()), 1e-12) * (2 ** bits - 1)).astype(np.int64)
+    code = np.zeros(len(p), np.int64)
+    for bit in range(bits):
+        for axis in range(3):
+            code |= ((q[:, axis] >> bit) & 1) << (3 * bit + axis)
+    return np.argsort(code, kind="stable")
+
+
+def _block_operator(level: "FoldedLevel", coarse_position: np.ndarray, n_coarse: int, order: np.ndarray,
+                    block: int, groups: int) -> BlockOperator:
+    s = level.spiral_length
+    c_in = level.weight.shape[0]
+    w = level.weight.reshape(c_in, s, -1)
+    n_fine = len(level.index)
+    bias_row = s * n_coarse
+    rows = np.concatenate([(level.index % s) * n_coarse + coarse_position[level.index // s],
+                           np.full((n_fine, 1), bias_row)], axis=1)
+    coef = np.concatenate([level.coef, np.ones((n_fine, 1), np.float32)], axis=1)
+    rank = np.empty(n_fine, np.int64)
+    rank[order] = np.arange(n_fine)
+    n_blocks = -(-n_fine // block)
+    vertex, tap = np.nonzero(coef)
+    block_of, slot = rank[vertex] // block, rank[vertex] % block
+    width = bias_row + 1
+    keys, inverse = np.unique(block_of * width + rows[vertex, tap], return_inverse=True)
+    key_block, key_row = keys // width, keys % width
+    counts = np.bincount(key_block, minlength=n_blocks)
+    column = np.arange(len(keys)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[key_block]
+    by_size = np.argsort(counts, kind="stable")
+    new_block = np.empty(n_blocks, np.int64)
+    new_block[by_size] = np.arange(n_blocks)
+    out = []
+    for part in np.array_split(np.arange(n_blocks), min(groups, n_blocks)):
+        ids = by_size[part]
+        r = int(counts[ids].max())
+        local = np.full(n_blocks, -1)
+        local[ids] = np.arange(len(ids))
+        gather = np.zeros((len(ids), r), np.intp)
+        mine = local[key_block] >= 0
+        gather[local[key_block[mine]], column[mine]] = key_row[mine]
+        matrix = np.zeros((len(ids), block, r), np.float32)
+        entry = local[block_of] >= 0
+        np.add.at(matrix, (local[block_of[entry]], slot[entry], column[inverse[entry]]), coef[vertex[entry], tap[entry]])
+        out.append(BlockGroup(start=int(part[0]) * block, rows=gather.reshape(-1), matrix=matrix))
+    position = new_block[rank // block] * block + rank % block
+    return BlockOperator(weights=[np.ascontiguousarray(w[:, j]) for j in range(s)], bias=level.bias,
+                         block=block, size=n_blocks * block, groups=out, position=position)
 
 
 # ------------------------------------------------------------------------------------- shared
