@@ -171,22 +171,9 @@ class NumpyS2D:
         A batch is split between ``threads`` threads (numpy's products and gathers release the
         GIL), each running passes of ``frames_per_pass`` frames in its own reused buffers."""
         x = np.asarray(landmark_displacements, np.float32)
-        b = len(x)
-        out = np.empty((b, self.h.level_sizes[0], 3), np.float32)
-        threads = min(self.threads, -(-b // self.frames_per_pass))
-        if threads <= 1:
-            self._passes(x, out)
-            return out
-        bounds = np.linspace(0, b, threads + 1).round().astype(int)
-        pool = _thread_pool(threads - 1)
-        futures = [pool.submit(self._passes, x[a:e], out[a:e]) for a, e in zip(bounds[1:-1], bounds[2:])]
-        try:
-            self._passes(x[:bounds[1]], out[:bounds[1]])
-        finally:
-            for f in futures:   # always wait: the workers write into ``out``
-                f.exception()
-        for f in futures:
-            f.result()
+        out = np.empty((len(x), self.h.level_sizes[0], 3), np.float32)
+        threads = min(self.threads, -(-len(x) // self.frames_per_pass))
+        split_frames(lambda a, e: self._passes(x[a:e], out[a:e]), len(x), threads)
         return out
 
     def _passes(self, x: np.ndarray, out: np.ndarray) -> None:
@@ -271,6 +258,24 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
         if _POOL is None or _POOL._max_workers < workers:
             _POOL = ThreadPoolExecutor(max(1, workers), thread_name_prefix="s2f-s2d")
         return _POOL
+
+
+def split_frames(work, n: int, threads: int) -> None:
+    """Run ``work(a, e)`` over [0, n) cut into ``threads`` contiguous shares at once: the
+    calling thread takes the first, pool threads the others (for work that releases the GIL)."""
+    if threads <= 1 or n <= 1:
+        work(0, n)
+        return
+    bounds = np.linspace(0, n, min(threads, n) + 1).round().astype(int)
+    pool = _thread_pool(len(bounds) - 2)
+    futures = [pool.submit(work, a, e) for a, e in zip(bounds[1:-1], bounds[2:])]
+    try:
+        work(bounds[0], bounds[1])
+    finally:
+        for f in futures:   # always wait: the workers write into the caller's arrays
+            f.exception()
+    for f in futures:
+        f.result()
 
 
 def default_threads() -> int:
