@@ -80,27 +80,47 @@ class NumpyS2L:
             code = np.zeros((num_frames, c["condition_dim"]), np.float32) if condition is None else condition
             x = np.concatenate([x, np.asarray(code, x.dtype)], axis=1)
         for layer in range(c["num_layers"]):
-            fwd = self._lstm_direction(x, layer, "", reverse=False)
-            bwd = self._lstm_direction(x, layer, "_reverse", reverse=True)
-            x = np.concatenate([fwd, bwd], axis=1)
+            x = self._lstm_layer(x, layer)
         out = (x @ p["output.weight"].T + p["output.bias"]) * c["output_scale"]
         return out.reshape(num_frames, c["num_landmarks"], 3)
 
-    def _lstm_direction(self, x: np.ndarray, layer: int, sfx: str, reverse: bool) -> np.ndarray:
+    def _lstm_layer(self, x: np.ndarray, layer: int) -> np.ndarray:
+        """Both directions of one bidirectional layer -> (T, 2h): [forward, backward].
+
+        The two directions step together (forward at t, backward at T-1-t), so each
+        element-wise operation serves both; each direction's numbers are computed exactly as
+        alone (the same products and the same element-wise formulas)."""
         p, h = self.p, self.config["hidden_size"]
+        n = len(x)
+        sfx = ("", "_reverse")
         # Input projections for all steps at once; only the recurrence is sequential.
-        gates_x = x @ p[f"lstm.weight_ih_l{layer}{sfx}"].T + p[f"lstm.bias_ih_l{layer}{sfx}"] + p[f"lstm.bias_hh_l{layer}{sfx}"]
-        w_hh = p[f"lstm.weight_hh_l{layer}{sfx}"].T
-        hidden = np.zeros(h, np.float32)
-        cell = np.zeros(h, np.float32)
-        out = np.empty((len(x), h), np.float32)
-        steps = range(len(x) - 1, -1, -1) if reverse else range(len(x))
-        for t in steps:
-            g = gates_x[t] + hidden @ w_hh           # torch gate order: input, forget, cell, output
-            i, f, o = _sigmoid(g[:h]), _sigmoid(g[h:2 * h]), _sigmoid(g[3 * h:])
-            cell = f * cell + i * np.tanh(g[2 * h:3 * h])
-            hidden = o * np.tanh(cell)
-            out[t] = hidden
+        gates_x = [x @ p[f"lstm.weight_ih_l{layer}{d}"].T + p[f"lstm.bias_ih_l{layer}{d}"] + p[f"lstm.bias_hh_l{layer}{d}"]
+                   for d in sfx]
+        w_hh = [p[f"lstm.weight_hh_l{layer}{d}"].T for d in sfx]
+        hidden = np.zeros((2, h), np.float32)
+        cell = np.zeros((2, h), np.float32)
+        g = np.empty((2, 4 * h), np.float32)
+        gate = np.empty((2, 4 * h), np.float32)
+        new = np.empty((2, h), np.float32)
+        out = np.empty((n, 2 * h), np.float32)
+        fwd, bwd = out[:, :h], out[:, h:]
+        for t in range(n):                       # torch gate order: input, forget, cell, output
+            np.matmul(hidden[0], w_hh[0], out=g[0])
+            np.matmul(hidden[1], w_hh[1], out=g[1])
+            g[0] += gates_x[0][t]
+            g[1] += gates_x[1][n - 1 - t]
+            np.multiply(g, 0.5, out=gate)        # _sigmoid, in place: 0.5 * (1 + tanh(0.5 g))
+            np.tanh(gate, out=gate)
+            gate += 1.0
+            gate *= 0.5
+            cell *= gate[:, h:2 * h]
+            np.tanh(g[:, 2 * h:3 * h], out=new)
+            new *= gate[:, :h]
+            cell += new
+            np.tanh(cell, out=hidden)
+            hidden *= gate[:, 3 * h:]
+            fwd[t] = hidden[0]
+            bwd[n - 1 - t] = hidden[1]
         return out
 
 
