@@ -336,7 +336,9 @@ def fold_s2d(config: dict, state: dict, hierarchy: MeshHierarchy) -> FoldedS2D:
     w0 = p["convs.0.linear.weight"].reshape(f[1], spiral0.shape[1], f[0])             # (O, S, C)
     fc_w = p["fc.weight"].reshape(n0, f[0], -1)[spiral0]                              # (N, S, C, I)
     fc_b = p["fc.bias"].reshape(n0, f[0])[spiral0]                                    # (N, S, C)
-    first_w = np.einsum("osc,nsci->ino", w0, fc_w).reshape(fc_w.shape[-1], n0 * f[1]) / scale
+    # einsum("osc,nsci->ino") as one batched BLAS product (the plain einsum took 0.4 s per load)
+    first_w = np.matmul(w0.reshape(f[1], -1)[None], fc_w.reshape(n0, -1, fc_w.shape[-1]))      # (N, O, I)
+    first_w = first_w.transpose(2, 0, 1).reshape(fc_w.shape[-1], n0 * f[1]) / scale
     first_b = (np.einsum("osc,nsc->no", w0, fc_b) + p["convs.0.linear.bias"]).reshape(-1)
     levels = []
     for i in range(1, len(order)):
