@@ -8,15 +8,14 @@ plain dicts with the fields of S2LConfig / S2DConfig (torch is not importable he
 
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import framerate
 from .mesh_hierarchy import MeshHierarchy, load_hierarchy
+from .parallel import default_threads, split_frames
 
 S2L_DEFAULTS = dict(encoder="hama", input_dim=191, encoder_rate=50.0, frontend_channels=0,
                     frontend_layers=2, frontend_kernel=5, hidden_size=64, num_layers=3,
@@ -265,43 +264,6 @@ def _elu_inplace(x: np.ndarray, scratch: np.ndarray) -> None:
     np.expm1(neg, out=neg)
     np.maximum(x, 0, out=x)
     x += neg
-
-
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def _thread_pool(workers: int) -> ThreadPoolExecutor:
-    """One shared pool of helper threads for S2D batches (created on first use)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:
-            _POOL = ThreadPoolExecutor(max(1, workers), thread_name_prefix="s2f-s2d")
-        return _POOL
-
-
-def split_frames(work, n: int, threads: int) -> None:
-    """Run ``work(a, e)`` over [0, n) cut into ``threads`` contiguous shares at once: the
-    calling thread takes the first, pool threads the others (for work that releases the GIL)."""
-    if threads <= 1 or n <= 1:
-        work(0, n)
-        return
-    bounds = np.linspace(0, n, min(threads, n) + 1).round().astype(int)
-    pool = _thread_pool(len(bounds) - 2)
-    futures = [pool.submit(work, a, e) for a, e in zip(bounds[1:-1], bounds[2:])]
-    try:
-        work(bounds[0], bounds[1])
-    finally:
-        for f in futures:   # always wait: the workers write into the caller's arrays
-            f.exception()
-    for f in futures:
-        f.result()
-
-
-def default_threads() -> int:
-    """Threads for S2D: both cores of a two-core machine, at most 2 (the passes are too short
-    to share among more without waiting on memory)."""
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass

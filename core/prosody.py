@@ -17,12 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import parallel
+
 SAMPLE_RATE = 16000
 HOP = 160                # 10 ms
 RATE = SAMPLE_RATE / HOP  # analysis frames per second
 WINDOW = 640             # 40 ms: two periods of a 50 Hz voice
 F0_MIN, F0_MAX = 60.0, 450.0
 YIN_RATE = 8000
+MIN_FRAMES_PER_THREAD = 200   # loud 10 ms frames: below, one thread (the halves are too short)
 
 
 def frame_times(n: int) -> np.ndarray:
@@ -73,33 +76,41 @@ def yin_f0(samples16k: np.ndarray, threshold: float = 0.15, max_aperiodicity: fl
     nfft = 1 << int(np.ceil(np.log2(2 * length)))
     taus = np.arange(tau_max + 1)
     todo = np.flatnonzero(loud)          # quiet frames are unvoiced anyway
-    for b0 in range(0, len(todo), block):  # blocks bound memory on long clips
-        frames = todo[b0:b0 + block]
-        fr = padded[(frames * hop)[:, None] + np.arange(length)[None, :]]
-        fr = fr - fr.mean(axis=1, keepdims=True)
-        # YIN's difference d(tau) = e(0) + e(tau) - 2 cross(tau), cross by FFT, energies by cumsum
-        spec = np.fft.rfft(fr, nfft) * np.conj(np.fft.rfft(fr[:, :window], nfft))
-        cross = np.fft.irfft(spec, nfft)[:, :tau_max + 1]
-        sq = np.concatenate([np.zeros((len(fr), 1)), np.cumsum(fr ** 2, axis=1)], axis=1)
-        diff = np.maximum(sq[:, window][:, None] + sq[:, taus + window] - sq[:, taus] - 2.0 * cross, 0.0)
-        cmnd = np.ones_like(diff)
-        cmnd[:, 1:] = diff[:, 1:] * taus[1:] / np.maximum(np.cumsum(diff[:, 1:], axis=1), 1e-12)
-        seg = cmnd[:, tau_min:tau_max]
-        below = seg < threshold
-        has = below.any(axis=1)
-        # the first dip under the threshold, walked down to its local minimum; else the global minimum
-        first = below.argmax(axis=1)
-        cols = np.arange(seg.shape[1])[None, :]
-        rising = np.ones_like(below)
-        rising[:, :-1] = seg[:, 1:] >= seg[:, :-1]
-        t = np.where(has, (rising & (cols >= first[:, None])).argmax(axis=1), seg.argmin(axis=1))
-        tau = t + tau_min
-        rows = np.arange(len(fr))
-        a, bb, c = cmnd[rows, tau - 1], cmnd[rows, tau], cmnd[rows, np.minimum(tau + 1, tau_max)]
-        den = a - 2 * bb + c
-        shift = np.clip(np.where(den > 1e-12, 0.5 * (a - c) / np.where(den > 1e-12, den, 1.0), 0.0), -1.0, 1.0)
-        f0[frames] = sr / (tau + shift)
-        aper[frames] = bb
+    # Two threads on two cores (FFTs and array operations release the GIL), each with half a
+    # block at a time, so memory stays where one thread's blocks kept it.
+    threads = parallel.default_threads() if len(todo) >= 2 * MIN_FRAMES_PER_THREAD else 1
+    step = max(1, block // threads)
+
+    def frames_from(start: int, stop: int) -> None:   # frames todo[start:stop]; each frame's numbers are its own
+        for b0 in range(start, stop, step):  # blocks bound memory on long clips
+            frames = todo[b0:min(stop, b0 + step)]
+            fr = padded[(frames * hop)[:, None] + np.arange(length)[None, :]]
+            fr = fr - fr.mean(axis=1, keepdims=True)
+            # YIN's difference d(tau) = e(0) + e(tau) - 2 cross(tau), cross by FFT, energies by cumsum
+            spec = np.fft.rfft(fr, nfft) * np.conj(np.fft.rfft(fr[:, :window], nfft))
+            cross = np.fft.irfft(spec, nfft)[:, :tau_max + 1]
+            sq = np.concatenate([np.zeros((len(fr), 1)), np.cumsum(fr ** 2, axis=1)], axis=1)
+            diff = np.maximum(sq[:, window][:, None] + sq[:, taus + window] - sq[:, taus] - 2.0 * cross, 0.0)
+            cmnd = np.ones_like(diff)
+            cmnd[:, 1:] = diff[:, 1:] * taus[1:] / np.maximum(np.cumsum(diff[:, 1:], axis=1), 1e-12)
+            seg = cmnd[:, tau_min:tau_max]
+            below = seg < threshold
+            has = below.any(axis=1)
+            # the first dip under the threshold, walked down to its local minimum; else the global minimum
+            first = below.argmax(axis=1)
+            cols = np.arange(seg.shape[1])[None, :]
+            rising = np.ones_like(below)
+            rising[:, :-1] = seg[:, 1:] >= seg[:, :-1]
+            t = np.where(has, (rising & (cols >= first[:, None])).argmax(axis=1), seg.argmin(axis=1))
+            tau = t + tau_min
+            rows = np.arange(len(fr))
+            a, bb, c = cmnd[rows, tau - 1], cmnd[rows, tau], cmnd[rows, np.minimum(tau + 1, tau_max)]
+            den = a - 2 * bb + c
+            shift = np.clip(np.where(den > 1e-12, 0.5 * (a - c) / np.where(den > 1e-12, den, 1.0), 0.0), -1.0, 1.0)
+            f0[frames] = sr / (tau + shift)
+            aper[frames] = bb
+
+    parallel.split_frames(frames_from, len(todo), threads)
     voiced = (aper < max_aperiodicity) & loud
     voiced = _remove_short_runs(voiced, 3)
     f0 = np.where(voiced, f0, 0.0)

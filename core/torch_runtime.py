@@ -3,7 +3,7 @@
 Optional: used when torch is importable and the user asks for it (CUDA when available).
 On the CPU torch runs on one thread: these operations are too small for its thread pool,
 which made them several times slower on two cores; S2D splits each batch between two threads
-itself instead (``numpy_runtime.split_frames``; torch releases the GIL in its operations).
+itself instead (``core.parallel``; torch releases the GIL in its operations).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from .mesh_hierarchy import load_hierarchy
-from .numpy_runtime import default_threads, fold_s2d, split_frames
+from .numpy_runtime import fold_s2d
+from .parallel import default_threads, split_frames
 from .s2d import S2D, S2DConfig
 from .s2l import S2L, S2LConfig
 
