@@ -119,9 +119,10 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
         tail = half + 2
     padded = np.concatenate([np.zeros(half + 1, np.float32), x, np.zeros(tail, np.float32)])
 
-    def kernel(p: int) -> np.ndarray:
-        """Taps for outputs whose position k*down/up has fractional part p/up."""
-        t = taps - p / up
+    def kernel(p) -> np.ndarray:
+        """Taps for outputs whose position k*down/up has fractional part p/up (p: an int, or an
+        array of them for one row each; every tap is computed alone, so the values agree)."""
+        t = taps - np.asarray(p)[..., None] / up
         window = np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / (half + 1)) ** 2, 0.0, 1.0))) / np.i0(8.0)
         return (cutoff * np.sinc(cutoff * t) * window).astype(np.float32)
 
@@ -134,11 +135,12 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int, zero_crossings: int = 3
         result = np.empty(periods * up, np.float32)
         table = result.reshape(periods, up)
         rows = max(1, (1 << 20) // max(spans))  # bounds memory: rows x span windows per product
+        filters = kernel(np.arange(up))   # every phase at once (one vectorised Bessel call)
         for g, span in zip(groups, spans):
             bank = np.zeros((span, len(g)), np.float32)
             for j, r in enumerate(g):
                 offset, p = divmod(int(r) * down, up)
-                bank[offset - offsets[g[0]]:offset - offsets[g[0]] + len(taps), j] = kernel(p)
+                bank[offset - offsets[g[0]]:offset - offsets[g[0]] + len(taps), j] = filters[p]
             for m0 in range(0, periods, rows):
                 m1 = min(periods, m0 + rows)
                 first = padded[1 + m0 * down + offsets[g[0]]:]

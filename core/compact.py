@@ -67,13 +67,38 @@ def sample_frames(total: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, MAX_FIT_FRAMES).round().astype(np.int64))
 
 
-def _max_vertex_error(d: np.ndarray, w: np.ndarray, v: np.ndarray, chunk: int = 256) -> float:
-    """max_t,i |d_t,i - (w_t @ v)_i| over (T, 3N) rows, in float64 chunks to bound memory."""
+def _max_vertex_error(d: np.ndarray, w: np.ndarray, v: np.ndarray, chunk: int = 256,
+                      limit: float = np.inf) -> float:
+    """max_t,i |d_t,i - (w_t @ v)_i| over (T, 3N) rows, in float64 chunks to bound memory.
+
+    Stops early once the error exceeds ``limit`` (the value returned then is only known to be
+    above it): the bisection below needs the comparison, not the figure."""
     worst = 0.0
     for s in range(0, len(d), chunk):
-        r = d[s:s + chunk].astype(np.float64) - w[s:s + chunk] @ v
-        worst = max(worst, float(np.sqrt((r.reshape(len(r), -1, 3) ** 2).sum(-1)).max(initial=0.0)))
+        r = w[s:s + chunk] @ v
+        np.subtract(d[s:s + chunk], r, out=r)       # d - w v, d promoted to float64 as before
+        worst = max(worst, _max_norm(r))
+        if worst > limit:
+            break
     return worst
+
+
+def _max_norm(r: np.ndarray, rows: int = 8) -> float:
+    """max over rows and vertices of the Euclidean norm of (rows, 3N) float64 residuals.
+
+    Equal, bit for bit, to ``np.sqrt((r.reshape(len(r), -1, 3) ** 2).sum(-1)).max()``: the same
+    squares, summed x + y then + z as numpy's reduction does, and the square root of the
+    largest sum is the largest square root (sqrt is correctly rounded, so monotonic). A few rows
+    at a time, so the temporaries stay in cache."""
+    worst = 0.0
+    sq = np.empty((min(rows, len(r)), r.shape[1]))
+    for s in range(0, len(r), rows):
+        block = r[s:s + rows]
+        q = np.multiply(block, block, out=sq[:len(block)])
+        total = q[:, 0::3] + q[:, 1::3]
+        total += q[:, 2::3]
+        worst = max(worst, float(total.max(initial=0.0)))
+    return float(np.sqrt(worst))
 
 
 def _principal_directions(sample: np.ndarray, kmax: int, chunk: int = 1024):
@@ -132,20 +157,20 @@ def fit_compact_stream(sample: np.ndarray, blocks, total: int, tolerance: float,
     else:  # smallest k within tolerance on the sample (error is non-increasing in k): bisect
         w_sample = flat.astype(np.float64) @ vt.T if flat.nbytes < 64e6 else None
 
-        def err(k):
+        def within(k):   # is the sample's error with k components within tolerance?
             if w_sample is not None:
-                return _max_vertex_error(flat, w_sample[:, :k], vt[:k])
-            worst = 0.0
+                return _max_vertex_error(flat, w_sample[:, :k], vt[:k], limit=tolerance) <= tolerance
             for s in range(0, len(flat), 256):
                 rows = flat[s:s + 256]
-                worst = max(worst, _max_vertex_error(rows, rows.astype(np.float64) @ vt[:k].T, vt[:k]))
-            return worst
+                if _max_vertex_error(rows, rows.astype(np.float64) @ vt[:k].T, vt[:k], limit=tolerance) > tolerance:
+                    return False
+            return True
 
         lo, hi = 1, kmax
-        if err(hi) <= tolerance:
+        if within(hi):
             while lo < hi:
                 mid = (lo + hi) // 2
-                if err(mid) <= tolerance:
+                if within(mid):
                     hi = mid
                 else:
                     lo = mid + 1
@@ -162,9 +187,12 @@ def fit_compact_stream(sample: np.ndarray, blocks, total: int, tolerance: float,
         w = w32.astype(np.float64)
         r, done = d, 0
         for k in ladder:              # residual of k components = residual of fewer minus the rest
-            r = r - w[:, done:k] @ v32[done:k]
+            r -= w[:, done:k] @ v32[done:k]
             done = k
-            worst[k] = max(worst[k], float(np.sqrt((r.reshape(len(r), -1, 3) ** 2).sum(-1)).max(initial=0.0)))
+            # A size already over tolerance is never chosen (only the largest is, when none is
+            # within, and then its measured error is the bound): its error need not be known.
+            if worst[k] <= tolerance or k == ladder[-1]:
+                worst[k] = max(worst[k], _max_norm(r))
         seen += len(block)
         if progress:
             progress(seen / total)

@@ -2,8 +2,8 @@
 
 Optional: used when torch is importable and the user asks for it (CUDA when available).
 On the CPU torch runs on one thread: these operations are too small for its thread pool,
-which made them several times slower on two cores; the pipeline runs S2D batches on two
-threads itself.
+which made them several times slower on two cores; S2D splits each batch between two threads
+itself instead (``core.parallel``; torch releases the GIL in its operations).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from .mesh_hierarchy import load_hierarchy
 from .numpy_runtime import fold_s2d
+from .parallel import default_threads, split_frames
 from .s2d import S2D, S2DConfig
 from .s2l import S2L, S2LConfig
 
@@ -61,10 +62,26 @@ class TorchS2D:
         self.elu = S2DConfig(**config).activation == "elu"
         self.levels = [(torch.from_numpy(level.weight).to(self.device), torch.from_numpy(level.bias).to(self.device),
                         _sparse_operator(level).to(self.device), level.spiral_length) for level in folded.levels]
+        self.vertices = int(self.levels[-1][2].shape[0])
+        self.threads = default_threads() if self.device.type == "cpu" else 1
+
+    # Below this many frames a batch runs on one thread (the halves would be too small).
+    min_frames_per_thread = 8
+
+    def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        x = np.asarray(landmark_displacements, np.float32)
+        if self.threads <= 1 or len(x) < 2 * self.min_frames_per_thread:
+            return self._forward(x)
+        out = np.empty((len(x), self.vertices, 3), np.float32)
+
+        def work(a, e):
+            out[a:e] = self._forward(x[a:e])
+        split_frames(work, len(x), self.threads)
+        return out
 
     @torch.no_grad()
-    def __call__(self, landmark_displacements: np.ndarray) -> np.ndarray:
-        lmk = torch.from_numpy(np.asarray(landmark_displacements, np.float32)).to(self.device)
+    def _forward(self, landmark_displacements: np.ndarray) -> np.ndarray:
+        lmk = torch.from_numpy(landmark_displacements).to(self.device)
         b = lmk.shape[0]
         x = (lmk.reshape(b, -1) @ self.first_weight + self.first_bias).reshape(b, self.coarse_size, -1).transpose(0, 1)
         for weight, bias, operator, s in self.levels:

@@ -75,3 +75,18 @@ def test_rejects_bad_input():
         compact.fit_compact(np.zeros((0, 5, 3)), 1e-4)
     with pytest.raises(ValueError):
         compact.fit_compact(np.zeros((3, 5, 3)), 0.0)
+
+
+def test_max_vertex_error_equals_the_plain_formula_bit_for_bit():
+    """The fast error check (squares in cache-sized rows, one square root, early stop past a
+    limit) returns exactly what the plain numpy expression gives, so no choice of k changes."""
+    rng = np.random.default_rng(5)
+    d = (rng.standard_normal((300, 3 * 211)) * 10.0 ** rng.uniform(-7, -2, (300, 3 * 211))).astype(np.float32)
+    w = rng.standard_normal((300, 7))
+    v = rng.standard_normal((7, 3 * 211)) * 1e-3
+    plain = 0.0
+    for s in range(0, 300, 256):
+        r = d[s:s + 256].astype(np.float64) - w[s:s + 256] @ v
+        plain = max(plain, float(np.sqrt((r.reshape(len(r), -1, 3) ** 2).sum(-1)).max()))
+    assert compact._max_vertex_error(d, w, v) == plain
+    assert compact._max_vertex_error(d, w, v, limit=plain / 2) > plain / 2

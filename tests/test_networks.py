@@ -155,3 +155,21 @@ def test_s2d_reformulation_is_exact_with_the_shipped_weights():
     for runtime in (NumpyS2D(config, state), TorchS2D(config, state)):
         diff = np.abs(runtime(lmk) - ref).max()
         assert diff < 1e-6 and diff < 1e-5 * scale, diff
+
+
+def test_s2d_threads_and_passes_do_not_change_the_result():
+    """Batches are split between threads and cut into passes: any split gives the same motion
+    (up to float32 rounding in the matrix products, which may group a pass's rows differently)."""
+    config, state, _ = weights.load_network(weights.DEFAULT_DIR, "s2d", "s2d")
+    lmk = np.random.default_rng(3).normal(scale=0.003, size=(37, 68, 3)).astype(np.float32)
+    one = NumpyS2D(config, state)
+    one.threads = 1
+    ref = one(lmk)
+    two = NumpyS2D(config, state)
+    two.threads, two.frames_per_pass = 2, 5
+    assert np.abs(two(lmk) - ref).max() < 1e-8
+    assert np.abs(np.concatenate([two(lmk[i:i + 1]) for i in range(3)]) - ref[:3]).max() < 1e-8
+    assert two(lmk[:0]).shape == (0, 5023, 3)
+    torch_two = TorchS2D(config, state)
+    torch_two.threads = 2
+    assert np.abs(torch_two(lmk) - ref).max() < 1e-7

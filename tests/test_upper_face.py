@@ -42,6 +42,27 @@ def test_f0_tracker_follows_a_glide_and_ignores_noise():
     assert not prosody.yin_f0(np.zeros(sr))[1].any()
 
 
+def test_long_clip_analysis_in_chunks_equals_the_whole_array_formulas():
+    """Loudness and the 8 kHz signal are computed a chunk at a time (bounded memory on long
+    clips) and the pitch frames on two threads: the numbers are those of the plain formulas."""
+    rng = np.random.default_rng(4)
+    for n in (30, 31, prosody._CHUNK + 1, 2 * prosody._CHUNK + 17):
+        x = (0.1 * np.sin(np.arange(n) * 0.05) + rng.normal(scale=0.01, size=n)).astype(np.float32)
+        padded = np.zeros(prosody._num_frames(n) * prosody.HOP + prosody.WINDOW)
+        padded[:n] = x
+        sq = np.concatenate([[0.0], np.cumsum(padded ** 2)])
+        starts = np.arange(prosody._num_frames(n)) * prosody.HOP
+        plain = 10.0 * np.log10(np.maximum(sq[starts + prosody.WINDOW] - sq[starts], 0.0) / prosody.WINDOW + 1e-10)
+        assert np.array_equal(prosody.loudness_db(x), plain)
+        halved = prosody._halve(x)
+        out = np.zeros(len(halved) + 5)
+        prosody._halve_into(x, out)
+        assert np.array_equal(out[:len(halved)], halved) and not out[len(halved):].any()
+    f0, voiced = prosody.yin_f0(x)
+    one, _ = prosody.yin_f0(x, block=1 << 20)   # one block: the same frames, the same numbers
+    assert voiced.any() and np.array_equal(f0, one)
+
+
 def test_accent_envelope_peaks_on_a_pitch_rise():
     sr = 16000
     t = np.arange(3 * sr) / sr

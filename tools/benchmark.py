@@ -76,7 +76,8 @@ def measure(backend: str, encoder: str, fps: float, seconds: float, rate: int, r
     clip = _clip(seconds, rate)
     neutral = flame.load_topology().template
     result = {"backend": backend, "encoder": encoder, "fps": fps, "audio_seconds": seconds, "input_rate": rate,
-              "repeats": repeats, "weights": animator.describe(), "loadavg_before": _loadavg()}
+              "repeats": repeats, "weights": animator.describe(), "s2d_threads": getattr(animator.s2d, "threads", 1),
+              "loadavg_before": _loadavg()}
     animator.animate((clip[:rate], rate), neutral, fps)  # warm: first calls allocate and load
     if stream_only:
         t0, c0 = time.perf_counter(), time.process_time()

@@ -57,6 +57,12 @@ def make_audio(path: str, seconds: float) -> str:
     return source
 
 
+def engine_threads() -> int:
+    """Threads the add-on's S2D and pitch tracker use on this machine (core.parallel)."""
+    from core import parallel
+    return parallel.default_threads()
+
+
 def _loadavg():
     """/proc/loadavg's 1, 5 and 15 minute figures (the machine may be shared), or None."""
     try:
@@ -132,6 +138,7 @@ def main(argv=None) -> int:
         "cold_first_run": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in cold.items()},
         "warm_best_of": args.repeats, **results,
         "head_only_blend_mb": round(os.path.getsize(base) / 1e6, 2),
+        "s2d_threads": engine_threads(),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "blender": bpy.app.version_string},
         "loadavg_before": load_before, "loadavg_after": _loadavg(),
