@@ -111,7 +111,7 @@ def view_frame(obj, framing: str):
         brows, chin = world(list(range(17, 27))), world(8)
         width = (world(16) - world(0)).length
         height = (brows - chin).dot(up)
-        return (brows + chin) / 2 - up * (height * 0.06), right, up, front, max(width * 1.2, height * 1.45)
+        return (brows + chin) / 2 - up * (height * 0.06), right, up, front, max(width * 1.05, height * 1.35)
     if framing == "mouth":  # the lips with room for a wide opening
         width = (world(54) - world(48)).length * 2.1
         return world(list(range(48, 68))) - up * (width * 0.12), right, up, front, width
