@@ -166,12 +166,16 @@ def main(argv=None) -> int:
                      f"and the model's test dense DE at "
                      f"{old['eval_hama_test']['model_dense_DE'] / old['eval_hama_test']['static_dense_DE']:.2f}x the "
                      f"static face ({now['model']['dense']['DE'] / now['static']['dense']['DE']:.2f}x now, "
-                     "`docs/eval/eval_hama.json`).")
+                     "`docs/eval/eval_hama.json`; the earlier figures are on an earlier corpus, so they show the "
+                     "order of the change, not a like-for-like comparison).")
     if dae_gaps:
         line = (f"- The cosine loss is kept at the paper's {paper['cosine']:g}. The ablation pairs above measure it "
                 f"raising the test landmark DAE by {min(dae_gaps):.1f}-{max(dae_gaps):.1f} deg")
         cand = evals.get("candidate_hama_no_cosine")
-        if cand and "eval_hama" in evals:
+        if cand and "eval_hama" in evals and cand.get("corpus") != evals["eval_hama"].get("corpus"):
+            line += (f" (on the corpus of the time, {cand.get('corpus')}; the candidate without it, "
+                     "`docs/eval/candidate_hama_no_cosine.json`, was not re-trained on today's corpus)")
+        elif cand and "eval_hama" in evals:
             c, h = cand["splits"]["test"]["model"], evals["eval_hama"]["splits"]["test"]["model"]
             line += (f", but an S2L hama trained to early stopping without it (`docs/eval/candidate_hama_no_cosine.json`) "
                      f"does not beat the shipped one on the test split (landmark DAE {c['landmarks']['DAE']:.1f} against "
@@ -181,11 +185,13 @@ def main(argv=None) -> int:
     lines += ["- Early stopping on the paper objective; validation runs every epoch.", ""]
 
     lines += ["", "## Known limits", "",
-              "- The targets come from a procedural articulation model driven by exact phoneme timings, not from "
-              "4D capture of people: the networks learn that model's idea of speech motion (jaw, lips; no tongue, "
-              "cheeks puff, emotion, blinks or head motion).",
-              "- Speech comes from text-to-speech engines (with augmentation); real recordings are covered by the "
-              "`hama` encoder, which was trained on real speech, but the S2L on top of it has only seen synthetic voices."]
+              "- The targets come from a procedural articulation model driven by phoneme timings, not from "
+              "4D capture of people: the networks learn that model's idea of speech motion (jaw, lips and the "
+              "emotion fields; no tongue, cheek puffs or head motion). Blinks and prosodic brows come from the "
+              "procedural upper-face layer, not from the networks.",
+              "- Most training speech is text-to-speech (with augmentation); about 12 % is recorded human prompts "
+              "(asterisk voices) labelled by the teacher from `hama`'s phoneme recogniser, which was itself trained "
+              "on real speech. Two recorded voices are held out for `tools/evaluate_real.py`."]
     runs = [e["epochs_run"] for e in networks.values() if "epochs_run" in e]
     if runs:
         lines.append(f"- Trained on CPU within a session budget: {min(runs)}-{max(runs)} epochs run "
@@ -195,7 +201,9 @@ def main(argv=None) -> int:
         if e["kind"] == "s2l" and "train_loss" in v:
             lines.append(f"- `{n}` stopped improving on validation at epoch {e['epochs']} with the training loss at "
                          f"{v['train_loss']:.3f} against {v['loss']:.3f} on validation (`weights/manifest.json`): "
-                         "it overfits the training voices.")
+                         "it overfits the training voices"
+                         + (f" (it started from {e['initialised_from']})." if e.get("initialised_from", "random")
+                            not in ("random", None) else "."))
     if "real_speech" in evals and {"hama", "mel"} <= set(evals["real_speech"]["encoders"]):
         enc = evals["real_speech"]["encoders"]
         lines.append(f"- The `mel` front end seals the lips at {enc['mel']['summary']['bilabials_sealed']} of "
@@ -205,7 +213,11 @@ def main(argv=None) -> int:
     lines += ["", "## Licence notes", "",
               "- Weights derived from the FLAME topology and template (CC-BY-4.0, MPI-IS; Li et al., SIGGRAPH Asia 2017).",
               "- Training audio made with espeak-ng (GPL-3.0 program; its output is not covered), Flite and Festival "
-              "(BSD-style) voices; no MBROLA or other non-commercial voices. The `hama` encoder is Apache-2.0.", ""]
+              "(BSD-style) voices, Kokoro-82M (Apache-2.0 model), and the recorded asterisk prompts of Debian's "
+              "asterisk-core-sounds-{en,es,fr,it,ru} and asterisk-prompt-it-menardi packages (CC-BY-SA-3.0: the "
+              "speakers' recordings were used as training input only; whether trained weights are an adaptation "
+              "under that licence is not settled, so the weights are credited to those recordings here); no MBROLA "
+              "or other non-commercial voices. The `hama` encoder is Apache-2.0.", ""]
     out = Path(args.out) if args.out else wdir / "MODEL_CARD.md"
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
