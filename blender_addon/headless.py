@@ -275,16 +275,17 @@ def _backup(path: str) -> None:
         pass  # no hard links here (some network/FAT filesystems): keep no backup rather than fail
 
 
-def _scene_with_head(mesh: str, blend: str, object_name: str, fps):
-    """The scene and the object to bake: a head from --mesh in a new scene, or --object in --blend."""
+def _scene_with_head(mesh: str, blend: str, object_name: str, fps, load=None, formats: str = "OBJ/PLY"):
+    """The scene and the object to bake: a head from --mesh in a new scene (read by ``load``,
+    FLAME heads by default), or --object in --blend."""
     if blend:
         scene = open_blend(blend)
         obj = pick_object(object_name)
     else:
         if not mesh:
-            raise errors.SpeechToFaceError("Give --mesh (OBJ/PLY) or --blend with --object.")
+            raise errors.SpeechToFaceError(f"Give --mesh ({formats}) or --blend with --object.")
         scene = new_scene()
-        obj = api.load_head(mesh)
+        obj = (load or api.load_head)(mesh)
     if fps is not None:
         api.set_fps(scene, fps)
     elif not blend:
@@ -296,16 +297,22 @@ OTHER_TOPOLOGY = (" A head of another topology takes target 'any' (tools/bake.py
                   "the item's 'target' column).")
 
 
-def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
-              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
-    """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
+def _checked_item(settings: dict, fps, start_frame, blend: str, object_name: str, out: str) -> int:
+    """Every check of one bake's inputs before anything is loaded; returns the start frame."""
+    from . import job
     check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
                    start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
     if object_name and not blend:
         raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
-    from . import job
     start_frame = job.check_start_frame(start_frame)
     check_writable(out)
+    return start_frame
+
+
+def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
+              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
+    """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
+    start_frame = _checked_item(settings, fps, start_frame, blend, object_name, out)
     scene, obj = _scene_with_head(mesh, blend, object_name, fps)
     try:
         result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
@@ -398,24 +405,8 @@ def bake_any_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start
     ``landmarks`` fit again); ``jaw_parts`` are names of objects in ``blend`` (or imported with ``mesh``) that follow the jaw.
     Returns (BakeResult, the new Registration or None when the stored fit was used)."""
     from . import any_head, job
-    check_settings(fps=fps, intensity=settings.get("intensity", 1.0), tolerance_mm=settings.get("tolerance_mm", 0.1),
-                   start_frame=start_frame, mode=settings.get("mode", "PER_FRAME"))
-    if object_name and not blend:
-        raise errors.SpeechToFaceError("--object names a head inside --blend; with --mesh leave it out.")
-    start_frame = job.check_start_frame(start_frame)
-    check_writable(out)
-    if blend:
-        scene = open_blend(blend)
-        obj = pick_object(object_name)
-    else:
-        if not mesh:
-            raise errors.SpeechToFaceError("Give --mesh (OBJ/PLY/FBX/glTF) or --blend with --object.")
-        scene = new_scene()
-        obj = import_mesh(mesh)
-    if fps is not None:
-        api.set_fps(scene, fps)
-    elif not blend:
-        api.set_fps(scene, 30.0)
+    start_frame = _checked_item(settings, fps, start_frame, blend, object_name, out)
+    scene, obj = _scene_with_head(mesh, blend, object_name, fps, load=import_mesh, formats="OBJ/PLY/FBX/glTF")
     parts = []
     for name in jaw_parts:
         part = scene.objects.get(name)
