@@ -404,7 +404,7 @@ def bake_any_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start
     The FLAME template is fitted unless the head in ``blend`` already carries a fit (``refit`` or
     ``landmarks`` fit again); ``jaw_parts`` are names of objects in ``blend`` (or imported with ``mesh``) that follow the jaw.
     Returns (BakeResult, the new Registration or None when the stored fit was used)."""
-    from . import any_head, job
+    from . import any_head
     start_frame = _checked_item(settings, fps, start_frame, blend, object_name, out)
     scene, obj = _scene_with_head(mesh, blend, object_name, fps, load=import_mesh, formats="OBJ/PLY/FBX/glTF")
     parts = []
