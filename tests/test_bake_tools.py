@@ -313,7 +313,7 @@ def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     done = run_tool(BAKE, "--mesh", HEAD, "--audio", wav, "--out", blend, "--fps", "24", "--intensity", "0.05")
     assert done.returncode == 0, done.stderr
     done = run_tool(PREVIEW, blend, "--out-dir", tmp_path / "prev", "--profile", "--height", "96",
-                    "--frames", "1:6", "--sheet", "4")
+                    "--frames", "1:6", "--sheet", "4", "--closeups")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = done.stdout + done.stderr
     assert "EGL" not in log and "Video append" not in log and "Saved:" not in log  # quiet: no per-frame lines
@@ -324,6 +324,13 @@ def test_preview_renders_mp4_with_sound_and_contact_sheet(tmp_path):
     assert img.size[0] > img.size[1] > 96
     px = np.array(img.pixels[:]).reshape(-1, 4)[:, :3]
     assert len(np.unique(px.round(2), axis=0)) > 50  # a rendered head, not an empty background
+    # Close-ups of the same frames: the mouth with its side view (twice as wide), the eyes alone.
+    mouth = bpy.data.images.load(str(tmp_path / "prev" / "line_mouth.png"))
+    eyes = bpy.data.images.load(str(tmp_path / "prev" / "line_eyes.png"))
+    assert mouth.size[0] > eyes.size[0] and mouth.size[1] == eyes.size[1] > 96
+    for img in (mouth, eyes):
+        px = np.array(img.pixels[:]).reshape(-1, 4)[:, :3]
+        assert len(np.unique(px.round(2), axis=0)) > 50
 
 
 @pytest.mark.needs_audio
