@@ -201,6 +201,18 @@ def frame_rms(x: np.ndarray, hop: int) -> np.ndarray:
     return out
 
 
+def frame_level_db(x: np.ndarray, rate: int, fps: float, num_frames: int, window_s: float = 0.04) -> np.ndarray:
+    """(num_frames,) mean power in dB of the ``window_s`` of audio centred on each animation
+    frame (frame i shows time i / fps); -100 dB where the window holds no samples."""
+    x = np.asarray(x, np.float64)
+    half = int(window_s / 2 * rate)
+    centres = (np.arange(num_frames) / fps * rate).astype(np.int64)
+    energy = np.concatenate([[0.0], np.cumsum(x * x)])     # window sums in O(1) each
+    lo, hi = np.clip(centres - half, 0, len(x)), np.clip(centres + half, 0, len(x))
+    power = (energy[hi] - energy[lo]) / np.maximum(hi - lo, 1)
+    return 10 * np.log10(np.maximum(power, 0.0) + 1e-10)
+
+
 def is_silent(x: np.ndarray, threshold: float = 1e-3) -> bool:
     """True when no 20 ms frame rises above ``threshold`` RMS (about -60 dBFS)."""
     x = np.asarray(x, np.float32)

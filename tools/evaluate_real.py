@@ -61,17 +61,6 @@ def default_recordings() -> list:
     return out
 
 
-def frame_loudness_db(samples16k: np.ndarray, fps: float, n: int) -> np.ndarray:
-    """RMS in dB of the 40 ms of audio centred on each animation frame."""
-    half = 320
-    out = np.empty(n)
-    for i in range(n):
-        c = int(i / fps * 16000)
-        seg = samples16k[max(0, c - half):c + half]
-        out[i] = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-10) if len(seg) else -100.0
-    return out
-
-
 def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
     topo = flame.load_topology()
     samples = audio_io.normalise_loudness(audio_io.load_audio(path))[: int(MAX_SECONDS * 16000)]
@@ -80,7 +69,7 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
     gap = lip_aperture.vertical_gap(lmk_d) * 1000.0              # mm, + = opening, 0 = rest
     aperture = lip_aperture.aperture(anim.vertices) * 1000.0     # mm on the mesh
     jaw_drop = -lmk_d[:, 8, 1] * 1000.0                          # mm, + = chin down
-    loud = frame_loudness_db(samples, fps, anim.num_frames)
+    loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)   # 40 ms around each frame
     level = np.percentile(loud, 95)            # the clip's speech level (robust to a click or a shout)
     speech = loud > level - 18.0
     quiet = loud < level - 22.0                  # read-speech recordings have noise floors 25-35 dB down

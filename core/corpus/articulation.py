@@ -293,28 +293,16 @@ OPENING_COEFFS = ("jaw_sin", "jaw_cos", "close_sin", "close_cos", "upper_raise",
 
 def pause_weights(audio: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
     """(num_frames,) in [0, 1]: 1 inside audible pauses, 0.5 on their edge frames, 0 elsewhere."""
-    x = np.asarray(audio, np.float64)
-    half = int(0.02 * rate)
-    centres = (np.arange(num_frames) / fps * rate).astype(np.int64)
-    c2 = np.concatenate([[0.0], np.cumsum(x * x)])
-    lo, hi = np.clip(centres - half, 0, len(x)), np.clip(centres + half, 0, len(x))
-    power = (c2[hi] - c2[lo]) / np.maximum(hi - lo, 1)
-    db = 10 * np.log10(power + 1e-10)
-    quiet = db < np.percentile(db, 95) - PAUSE_DB
+    from ..audio import frame_level_db
+    db = frame_level_db(audio, rate, fps, num_frames)
+    quiet = np.concatenate([[0], (db < np.percentile(db, 95) - PAUSE_DB).astype(np.int8), [0]])
+    edges = np.diff(quiet)
     w = np.zeros(num_frames)
     run_min = max(2, int(np.ceil(PAUSE_MIN_S * fps)))
-    i = 0
-    while i < num_frames:
-        if not quiet[i]:
-            i += 1
-            continue
-        j = i
-        while j < num_frames and quiet[j]:
-            j += 1
+    for i, j in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):   # quiet runs [i, j)
         if j - i >= run_min:
             w[i:j] = 1.0
             w[i] = w[j - 1] = 0.5          # the lips are still closing / already opening
-        i = j
     return w
 
 
