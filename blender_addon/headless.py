@@ -80,6 +80,17 @@ def check_settings(*, fps=None, intensity=1.0, tolerance_mm=0.1, start_frame=1, 
     job.check_start_frame(start_frame)
 
 
+def add_input_options(ap: argparse.ArgumentParser, mesh_help: str) -> None:
+    """The head (--mesh, or --blend with --object), --audio, --out and --take of a one-clip bake."""
+    src = ap.add_argument_group("head")
+    src.add_argument("--mesh", default="", help=mesh_help)
+    src.add_argument("--blend", default="", help="or a .blend holding the head...")
+    src.add_argument("--object", default="", help="...and the head object's name in it")
+    ap.add_argument("--audio", required=True, help="speech audio (WAV/FLAC/OGG/MP3...)")
+    ap.add_argument("--out", required=True, help="output .blend")
+    ap.add_argument("--take", default="main", help="name of this bake (re-baking a take replaces it)")
+
+
 def add_bake_options(ap: argparse.ArgumentParser, defaults_only: bool = False) -> None:
     """Options shared by bake.py and batch_bake.py (batch rows may override some)."""
     ap.add_argument("--fps", type=float, default=None,

@@ -26,13 +26,7 @@ def parser():
     from blender_addon import headless
     ap = headless.ArgumentParser(prog="bake.py", description=__doc__.split("\n\n")[0],
                                  epilog="Run under Blender as: blender -b -P tools/bake.py -- ARGS")
-    src = ap.add_argument_group("head")
-    src.add_argument("--mesh", default="", help="FLAME-topology head as .ply or .obj")
-    src.add_argument("--blend", default="", help="or a .blend holding the head...")
-    src.add_argument("--object", default="", help="...and the head object's name in it")
-    ap.add_argument("--audio", required=True, help="speech audio (WAV/FLAC/OGG/MP3...)")
-    ap.add_argument("--out", required=True, help="output .blend")
-    ap.add_argument("--take", default="main", help="name of this bake (re-baking a take replaces it)")
+    headless.add_input_options(ap, "FLAME-topology head as .ply or .obj")
     ap.add_argument("--target", choices=["flame", "arkit", "any"], default="flame",
                     help="flame: a FLAME-topology head (default); arkit: the 52 ARKit weights on a character's "
                          "ARKit-named shape keys (--blend/--object), or on --mesh given the project's ARKit shapes; "

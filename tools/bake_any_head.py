@@ -32,16 +32,10 @@ require_bpy(__file__)
 def parser() -> argparse.ArgumentParser:
     from blender_addon import headless
     ap = argparse.ArgumentParser(prog="bake_any_head.py", description=__doc__.split("\n\n")[0])
-    src = ap.add_argument_group("head")
-    src.add_argument("--mesh", default="", help="head mesh: .obj, .ply, .fbx, .glb or .gltf")
-    src.add_argument("--blend", default="", help="or a .blend holding the head...")
-    src.add_argument("--object", default="", help="...and the head object's name in it")
+    headless.add_input_options(ap, "head mesh: .obj, .ply, .fbx, .glb or .gltf")
     ap.add_argument("--landmarks", default="", help="JSON file of named points (when automatic fitting fails)")
     ap.add_argument("--refit", action="store_true", help="fit again even if the head is already fitted")
     ap.add_argument("--jaw-parts", default="", help="comma-separated objects (in --blend, or in the --mesh file) that follow the jaw")
-    ap.add_argument("--audio", required=True, help="speech audio (WAV/FLAC/OGG/MP3...)")
-    ap.add_argument("--out", required=True, help="output .blend")
-    ap.add_argument("--take", default="main", help="name of this bake (re-baking a take replaces it)")
     headless.add_bake_options(ap)
     return ap
 
