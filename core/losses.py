@@ -65,10 +65,11 @@ def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
 
 
 def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float = 4.0,
-                 closed_below: float = 0.5) -> torch.Tensor:
+                 closed_below: float = 0.5, open_weight: float = 1.0, open_above: float = 6.0) -> torch.Tensor:
     """Squared error of the signed inner-lip gap (y of landmark 62 minus y of 66; see
     core.lip_aperture), with frames whose target gap is under ``closed_below`` (a closure, in
-    the loss unit) weighted ``closure_weight`` times.
+    the loss unit) weighted ``closure_weight`` times, and frames whose target gap is over
+    ``open_above`` (an open vowel's peak) weighted ``open_weight`` times.
 
     Not in the paper. The mouth loss averages over 28 points, so a BiLSTM that regresses towards
     the mean (narrow openings, closures approached but not sealed) pays little for it; this term
@@ -77,14 +78,16 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     """
     gap_p = pred[..., 62, 1] - pred[..., 66, 1]
     gap_t = target[..., 62, 1] - target[..., 66, 1]
-    w = 1.0 + (closure_weight - 1.0) * (gap_t < closed_below).to(pred.dtype)
+    w = (1.0 + (closure_weight - 1.0) * (gap_t < closed_below).to(pred.dtype)
+         + (open_weight - 1.0) * (gap_t > open_above).to(pred.dtype))
     return (w * (gap_p - gap_t) ** 2).mean()
 
 
 def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0.0,
-             unit: float = MILLIMETRE) -> tuple[torch.Tensor, dict]:
+             unit: float = MILLIMETRE, gap_weights: dict | None = None) -> tuple[torch.Tensor, dict]:
     """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity (+ ``gap`` lip-gap term,
-    off by default as in the paper), on metres / ``unit``."""
+    off by default as in the paper), on metres / ``unit``. ``gap_weights``: lip_gap_loss's
+    closure / open-peak weights (thresholds in mm whatever the unit)."""
     pred, target = pred / unit, target / unit
     parts = {
         "rec": reconstruction_loss(pred, target),
@@ -93,7 +96,10 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0
         "velocity": velocity_loss(pred, target),
     }
     if gap:
-        parts["gap"] = lip_gap_loss(pred, target)
+        gw = {"closed_below": 0.5, "open_above": 6.0, **(gap_weights or {})}
+        for key in ("closed_below", "open_above"):      # given in mm, compared in the loss unit
+            gw[key] = gw[key] * MILLIMETRE / unit
+        parts["gap"] = lip_gap_loss(pred, target, **gw)
     total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]
     if gap:
         total = total + gap * parts["gap"]

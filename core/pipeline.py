@@ -12,7 +12,8 @@ track (68 points per frame) and decode frames more than once (the compact bake's
 passes) without holding every dense frame.
 
 In digital silence the face rests: ``core.voice_activity`` fades the displacements to zero
-away from sound, in every path.
+away from sound, in every path; in a real recording's audible pauses it closes the mouth that
+S2L left open (``Animator.pause_rest``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Animator:
     chunk_seconds = 30.0
     context_seconds = 3.0
     s2d_batch = 32
+    pause_rest = True       # close the mouth in audible pauses (core.voice_activity.rest_in_pauses)
 
     def __init__(self, encoder, s2l, s2d, *, backend: str, trained: bool, source: str):
         self.encoder, self.s2l, self.s2d = encoder, s2l, s2d
@@ -220,31 +222,31 @@ class Animator:
         upper.track = upper_face_layer.make_track(controls, keys_user)
 
     def _stream(self, job: "Job", intensity, progress, should_cancel, upper: "_UpperFace | None" = None):
-        done = 0
-        chunks = self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes)
+        # S2L runs over the whole clip first (816 bytes a frame): the pause rest takes its mouth
+        # pattern from the whole track, and blinks avoid lip closures anywhere in the clip.
+        lmk = self.landmark_track(job, should_cancel)
         if upper is not None:
-            # Blinks avoid lip closures anywhere in the clip, so S2L runs first (816 bytes a frame).
-            chunks = list(chunks)
-            self._attach_upper_face(job, np.concatenate([c for _, c in chunks]), upper, intensity)
-        for start, lmk in chunks:
-            for i in range(0, len(lmk), self.s2d_batch):
-                _check_cancel(should_cancel)
-                rows = lmk[i:i + self.s2d_batch]
-                block = self.decode(job, rows, np.arange(start + i, start + i + len(rows)), intensity)
-                if upper is not None:
-                    block = block + upper.track.displacements(start + i, start + i + len(rows))
-                yield start + i, block.astype(np.float32, copy=False)
-                done += len(rows)
-                if progress:
-                    progress(done / job.total)
+            self._attach_upper_face(job, lmk, upper, intensity)
+        for i in range(0, len(lmk), self.s2d_batch):
+            _check_cancel(should_cancel)
+            rows = lmk[i:i + self.s2d_batch]
+            block = self.decode(job, rows, np.arange(i, i + len(rows)), intensity)
+            if upper is not None:
+                block = block + upper.track.displacements(i, i + len(rows))
+            yield i, block.astype(np.float32, copy=False)
+            if progress:
+                progress((i + len(rows)) / job.total)
 
     def landmark_track(self, job: "Job", should_cancel=None, progress=None) -> np.ndarray:
-        """S2L over the whole clip: (T, 68, 3) float32 landmark displacements (template frame)."""
+        """S2L over the whole clip: (T, 68, 3) float32 landmark displacements (template frame),
+        with the mouth at rest in audible pauses (unless ``pause_rest`` is off)."""
         out = np.empty((job.total, flame.NUM_LANDMARKS, 3), np.float32)
         for start, block in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
             out[start:start + len(block)] = block
             if progress:
                 progress((start + len(block)) / job.total)
+        if self.pause_rest and job.pause is not None:
+            out = voice_activity.rest_in_pauses(out, job.pause)
         return out
 
     def decode(self, job: "Job", landmarks: np.ndarray, frames: np.ndarray, intensity: float = 1.0) -> np.ndarray:
@@ -278,9 +280,10 @@ class Animator:
         total = framerate.num_frames(audio_io.duration_seconds(samples), fps)
         codes = self._codes(expression, total, fps)
         gate = voice_activity.gate(samples, audio_io.SAMPLE_RATE, fps, total)
+        pause = voice_activity.pause_weights(samples, audio_io.SAMPLE_RATE, fps, total)
         samples = audio_io.normalise_loudness(samples)
         return Job(samples, neutral, alignment.align_to_template(neutral), float(fps), total, gate,
-                   codes, regions or regional.Regions())
+                   codes, regions or regional.Regions(), pause)
 
 
 @dataclass
@@ -300,6 +303,7 @@ class Job:
     gate: np.ndarray             # (total,) voice-activity gate in [0, 1]
     codes: np.ndarray | None = None     # (total, CODE_DIM) S2L control codes, None without
     regions: regional.Regions = regional.Regions()
+    pause: np.ndarray | None = None     # (total,) audible-pause weights in [0, 1] (voice_activity)
 
 
 def _check_cancel(should_cancel) -> None:

@@ -1,25 +1,39 @@
-"""Voice-activity gate: in digital silence the face rests, whatever the networks predict.
+"""Voice activity: where the face rests, whatever the networks predict.
 
-The networks were trained on speech; on long stretches of silence they may still drift (up to
-several millimetres on 10 s of zeros). A frame is *active* when the recording has energy near
-it: the RMS of some 10 ms hop within ``HOLD_S`` of the frame is above ``THRESHOLD`` (-60 dBFS,
-the level under which the add-on calls a clip silent). Away from activity the displacements
-fade linearly to exactly zero over ``FADE_S``, so lips close smoothly at the end of a line and
-open ahead of its first sound (speakers move before they are heard). The gate is computed on
-the recording before loudness normalisation and applied by the pipeline to every path (whole
-clip, streamed blocks, compact and per-frame bakes alike).
+Two rules, both from the recording itself:
+
+* ``gate``: digital silence. The networks were trained on speech; on long stretches of
+  silence they may still drift (up to several millimetres on 10 s of zeros). A frame is
+  *active* when the recording has energy near it: the RMS of some 10 ms hop within ``HOLD_S``
+  of the frame is above ``THRESHOLD`` (-60 dBFS, the level under which the add-on calls a clip
+  silent). Away from activity the displacements fade linearly to exactly zero over ``FADE_S``,
+  so lips close smoothly at the end of a line and open ahead of its first sound (speakers move
+  before they are heard). The gate is computed on the recording before loudness normalisation
+  and applied by the pipeline to every path (whole clip, streamed blocks, compact and
+  per-frame bakes alike).
+* ``pause_weights``: audible pauses. A real recording is never digitally silent (room noise,
+  breaths), yet speakers close the mouth when they stop talking. A frame is in a pause when the
+  recording stays ``PAUSE_DB`` under its own speech level (95th percentile of the frame levels,
+  so a noise floor does not matter) for ``PAUSE_MIN_S`` or more. The corpus teacher puts the
+  mouth's opening at rest there (core.corpus.articulation.rest_in_pauses) and the pipeline does
+  the same to S2L's output, so on voices unlike the training voices, where the network drifts
+  towards a half-open mean, the lips still close in pauses.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .audio import frame_rms
+from .audio import frame_level_db, frame_rms
+from .flame import MOUTH_LANDMARKS
+from .lip_aperture import vertical_gap
 
 THRESHOLD = 1e-3      # RMS, -60 dBFS
 HOP_S = 0.01
 HOLD_S = 0.1          # full motion this close to sound
 FADE_S = 0.15         # then down to rest over this long
+PAUSE_DB = 20.0       # audible pause: quieter than the recording's loud frames by this much
+PAUSE_MIN_S = 0.12    # ... for at least this long
 
 
 def gate(samples: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
@@ -42,3 +56,51 @@ def gate(samples: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndar
     after = np.abs(active_t[np.clip(j, 0, len(active_t) - 1)] - t)
     distance = np.minimum(before, after)
     return np.clip(1.0 - (distance - HOLD_S) / FADE_S, 0.0, 1.0).astype(np.float32)
+
+
+def pause_weights(samples: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
+    """(num_frames,) in [0, 1]: 1 inside audible pauses, 0.5 on their edge frames, 0 elsewhere."""
+    db = frame_level_db(samples, rate, fps, num_frames)
+    if db.size == 0:
+        return np.zeros(0)
+    quiet = np.concatenate([[0], (db < np.percentile(db, 95) - PAUSE_DB).astype(np.int8), [0]])
+    edges = np.diff(quiet)
+    w = np.zeros(num_frames)
+    run_min = max(2, int(np.ceil(PAUSE_MIN_S * fps)))
+    for i, j in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):   # quiet runs [i, j)
+        if j - i >= run_min:
+            w[i:j] = 1.0
+            w[i] = w[j - 1] = 0.5          # the lips are still closing / already opening
+    return w
+
+
+def rest_in_pauses(landmarks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """S2L's (T, 68, 3) landmark track with the mouth's opening taken out where ``weights``
+    (``pause_weights``) say the speaker paused; everything else (rounding, a smile) is kept.
+
+    The opening is measured as the signed inner-lip gap g (core.lip_aperture.vertical_gap) and
+    removed along the clip's own opening pattern u: the least-squares motion of the jaw and lip
+    landmarks per unit of gap over the frames where the lips part, beside a constant pose (so
+    gap(u) = 1, and a frame keeps (1 - w) of its gap). Taking the pattern from the clip follows how this network opens
+    this voice's mouth (jaw and lips together) with no stored basis. Pressed lips (g < 0) stay.
+    """
+    w = np.asarray(weights, np.float64)
+    if len(w) != len(landmarks):
+        raise ValueError(f"{len(w)} pause weights for {len(landmarks)} frames")
+    if not w.any():
+        return landmarks
+    d = np.asarray(landmarks, np.float64)
+    g = np.maximum(vertical_gap(d), 0.0)
+    mouth = list(MOUTH_LANDMARKS)
+    parted = g > 0
+    gc = g[parted] - g[parted].mean() if parted.sum() >= 2 else np.zeros(0)
+    norm = float(np.dot(gc, gc))
+    if norm < 1e-12:      # (1e-6 m of varying gap in total): the lips never move
+        return landmarks
+    # affine fit d = c + g u over the frames where the lips part: the constant c (a held smile,
+    # the network's idle pose) is not part of the opening
+    dm = d[parted][:, mouth]
+    u = np.einsum("t,tkc->kc", gc, dm - dm.mean(axis=0)) / norm
+    out = np.array(landmarks, copy=True)
+    out[:, mouth] -= ((w * g)[:, None, None] * u[None]).astype(out.dtype)
+    return out

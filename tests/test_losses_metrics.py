@@ -123,3 +123,25 @@ def test_one_call_gives_landmark_and_dense_tables(topology):
     assert table["landmarks"]["DE"] == pytest.approx(np.linalg.norm(0.5 * lmk_t, axis=-1).mean())
     assert table["dense"]["DE"] == pytest.approx(np.linalg.norm(0.5 * target, axis=-1).mean())
     assert table["dense"]["DAE"] == pytest.approx(0.0, abs=1e-5)  # same directions
+
+
+def test_lip_gap_loss_prices_closures_and_open_peaks_by_their_weights():
+    from core.losses import lip_gap_loss, s2l_loss
+    target = torch.zeros(1, 3, 68, 3)
+    target[0, 0, 66, 1] = 0.0            # frame 0: closed (gap 0)
+    target[0, 1, 66, 1] = -3.0           # frame 1: gap 3 (mid)
+    target[0, 2, 66, 1] = -10.0          # frame 2: gap 10 (an open vowel's peak)
+    pred = target.clone()
+    pred[..., 66, 1] += 1.0              # every frame's gap 1 too small (in the loss unit)
+    plain = lip_gap_loss(pred, target, closure_weight=1.0, open_weight=1.0)
+    assert float(plain) == pytest.approx(1.0)
+    assert float(lip_gap_loss(pred, target, closure_weight=4.0)) == pytest.approx((4 + 1 + 1) / 3)
+    assert float(lip_gap_loss(pred, target, closure_weight=1.0, open_weight=5.0, open_above=6.0)) == \
+        pytest.approx((1 + 1 + 5) / 3)
+    # s2l_loss takes the thresholds in mm whatever unit the losses see
+    mm, m = 1e-3, 1.0
+    _, parts_mm = s2l_loss(pred * mm, target * mm, gap=1.0, gap_weights={"closure_weight": 1.0, "open_weight": 5.0})
+    _, parts_m = s2l_loss(pred * mm, target * mm, gap=1.0, unit=m,
+                          gap_weights={"closure_weight": 1.0, "open_weight": 5.0})
+    assert parts_mm["gap"] == pytest.approx(7 / 3)
+    assert parts_m["gap"] == pytest.approx(7 / 3 * mm ** 2)

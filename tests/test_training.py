@@ -66,6 +66,17 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
     assert again["loss"] == pytest.approx(best["loss"], rel=1e-4)
     entry2 = json.loads((tmp_path / "w2" / "manifest.json").read_text())["networks"]["s2l_mel"]
     assert entry2["initialised_from"] == str(tmp_path / "w")
+    # Feature augmentation and the lip-gap weights change what is learnt, and the manifest says so.
+    tuned = ["--epochs", "1", "--init", tmp_path / "w"]
+    run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "d", "--export", tmp_path / "w3",
+        "--feature-shrink", "0.7", "--feature-tilt", "0.5", "--gap-open-weight", "4", "--gap-closure-weight", "8")
+    run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "e", "--export", tmp_path / "w4")
+    entry3 = json.loads((tmp_path / "w3" / "manifest.json").read_text())["networks"]["s2l_mel"]
+    assert entry3["feature_shrink"] == 0.7 and entry3["feature_tilt"] == 0.5
+    assert entry3["gap_weights"] == {"closure_weight": 8.0, "open_weight": 4.0, "open_above": 6.0}
+    d = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=False)["model"]
+    e = torch.load(tmp_path / "e" / "checkpoint.pt", weights_only=False)["model"]
+    assert any(not torch.equal(d[k], e[k]) for k in d)
 
 
 def test_trained_flag_needs_its_evidence(tmp_path):

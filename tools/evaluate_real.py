@@ -10,6 +10,8 @@ human speech of voices the networks never heard:
     within the phone (+-1 frame) - sealed when <= 0.5 mm;
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
+Each is measured as shipped and again with the pause rest off (the networks alone), so the
+report shows what the inference-time rule adds.
 Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
 and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
 corpus holds out from asterisk-core-sounds (French June, Italian Carlo); each group is used when
@@ -61,9 +63,20 @@ def default_recordings() -> list:
     return out
 
 
-def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
-    topo = flame.load_topology()
+def analyse(path: str, animator: Animator, fps: float, asr) -> tuple[dict, dict]:
+    """Measures of one recording as shipped, and with the pause rest off (the networks alone)."""
     samples = audio_io.normalise_loudness(audio_io.load_audio(path))[: int(MAX_SECONDS * 16000)]
+    spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+    rows = []
+    for pause_rest in (True, False):
+        animator.pause_rest = pause_rest
+        rows.append(measure(path, samples, animator, fps, spans))
+    animator.pause_rest = True
+    return rows[0], rows[1]
+
+
+def measure(path: str, samples: np.ndarray, animator: Animator, fps: float, spans) -> dict:
+    topo = flame.load_topology()
     anim = animator.animate((samples, 16000), topo.template, fps)
     lmk_d = flame.landmarks(anim.displacements.astype(np.float64))
     gap = lip_aperture.vertical_gap(lmk_d) * 1000.0              # mm, + = opening, 0 = rest
@@ -75,7 +88,6 @@ def analyse(path: str, animator: Animator, fps: float, asr) -> dict:
     quiet = loud < level - 22.0                  # read-speech recordings have noise floors 25-35 dB down
     k = max(1, int(round(PAUSE_HALF * fps)))
     rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
-    spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
     closures = []
     for s in spans:
         if s.phoneme in BILABIALS:
@@ -193,18 +205,20 @@ def main(argv=None) -> int:
           f"below is in `{args.name}.json` beside this file.", ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
-        rows = []
+        rows, alone = [], []
         for g, f in items:
-            r = analyse(f, animator, args.fps, asr)
-            r["group"] = g
+            r, a = analyse(f, animator, args.fps, asr)
+            r["group"] = a["group"] = g
             rows.append(r)
+            alone.append(a)
         png = plot(out, f"{args.name}_{enc}", rows, args.fps)
-        agg = summarise(rows)
+        agg, agg_alone = summarise(rows), summarise(alone)
         by_group = {g: summarise([r for r in rows if r["group"] == g]) for g in groups}
         for r in rows:
             for key in [k for k in r if k.startswith("_")]:
                 r.pop(key)
-        report["encoders"][enc] = {"weights": animator.describe(), "summary": agg, "groups": by_group, "files": rows}
+        report["encoders"][enc] = {"weights": animator.describe(), "summary": agg,
+                                   "summary_without_pause_rest": agg_alone, "groups": by_group, "files": rows}
         md += [f"## {enc} encoder", "", f"Weights: {animator.describe()}", "",
                f"- inner-lip vertical gap in speech: median {agg['gap_speech_median_mm']:.2f} mm, "
                f"95th percentile {agg['gap_speech_p95_mm']:.2f} mm, largest {agg['gap_max_mm']:.2f} mm "
@@ -215,6 +229,10 @@ def main(argv=None) -> int:
                f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
                f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
                "(target >= 0.6)",
+               "- the networks alone, without the pause rest (core.voice_activity.rest_in_pauses): gap median "
+               f"{agg_alone['gap_speech_median_mm']:.2f} / p95 {agg_alone['gap_speech_p95_mm']:.2f} mm, p/b/m sealed "
+               f"{100 * agg_alone['bilabials_sealed_share']:.0f} %, rest closed {100 * agg_alone['rest_closed_share']:.0f} %, "
+               f"chin-loudness r {agg_alone['jaw_loudness_correlation_mean']:.2f}",
                "- motion per region (95th percentile of vertex motion, median over clips): "
                + ", ".join(f"{k} {v:.2f} mm" for k, v in agg["region_motion_p95_mm"].items()), "",
                "| group | clips | s | gap median / p95 / max (mm) | p/b/m sealed | rest closed | jaw-loudness r |",

@@ -130,6 +130,20 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cosine", action="store_true", help="ablation: drop the cosine loss")
     ap.add_argument("--gap-loss", type=float, default=1.0,
                     help="weight of the lip-gap term that keeps openings and closures (0: the paper's objective)")
+    ap.add_argument("--gap-closure-weight", type=float, default=4.0,
+                    help="lip-gap term: weight of frames whose target lips are closed (gap < 0.5 mm)")
+    ap.add_argument("--gap-open-weight", type=float, default=1.0,
+                    help="lip-gap term: weight of frames whose target gap is over --gap-open-above "
+                         "(the open vowels' peaks, which a BiLSTM flattens on unfamiliar voices)")
+    ap.add_argument("--gap-open-above", type=float, default=6.0, help="mm; see --gap-open-weight")
+    ap.add_argument("--feature-shrink", type=float, default=1.0,
+                    help="augmentation: each crop's features are drawn towards the training mean by a factor "
+                         "in [this, 1] (real recordings' hama features vary ~16%% less than the synthetic "
+                         "voices'; 1: off)")
+    ap.add_argument("--feature-tilt", type=float, default=0.0,
+                    help="augmentation for spectral features (mel): each crop gets a random level and "
+                         "spectral tilt across channels, this many training standard deviations (sd); real "
+                         "microphones sit ~0.5 sd from the synthetic voices' mean; 0: off")
     ap.add_argument("--no-condition", action="store_true",
                     help="train without the emotion/style code (the paper's S2L)")
     ap.add_argument("--init", help="weights folder whose s2l_<encoder> starts the run (fine-tuning on a "
@@ -168,7 +182,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"--init {args.init}: its S2L config {init_cfg} differs from this run's {cfg.to_dict()}")
         model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss,
+    gap_weights = {"closure_weight": args.gap_closure_weight, "open_weight": args.gap_open_weight,
+                   "open_above": args.gap_open_above}
+    lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss, "gap_weights": gap_weights,
                **({"cosine": 0.0} if args.no_cosine else {})}
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2l": cfg.to_dict(), "train_hours": hours}
@@ -188,6 +204,13 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed * 1000 + state.epoch)
         epoch_losses = []
         for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
+            if args.feature_shrink < 1.0:
+                alpha = torch.from_numpy(rng.uniform(args.feature_shrink, 1.0, (len(feats), 1, 1)).astype(np.float32))
+                feats = model.feature_mean + (feats - model.feature_mean) * alpha
+            if args.feature_tilt > 0:
+                level, tilt = rng.normal(0.0, args.feature_tilt, (2, len(feats), 1, 1)).astype(np.float32)
+                ramp = torch.linspace(-1.0, 1.0, feats.shape[-1])
+                feats = feats + model.feature_std * (torch.from_numpy(level) + torch.from_numpy(tilt) * ramp)
             pred = model(feats, crop, fps, 0.0, code if cfg.condition_dim else None)
             loss, _ = losses.s2l_loss(pred, target, **lambdas)
             optimizer.zero_grad()
@@ -205,6 +228,8 @@ def main(argv=None) -> int:
                     front_end=args.encoder,
                     training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
                     extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
+                           "gap_weights": gap_weights, "feature_shrink": args.feature_shrink,
+                           "feature_tilt": args.feature_tilt,
                            "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))

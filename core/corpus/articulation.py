@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import voice_activity
 from . import deformers
 from .phonemes import VOWEL_VISEMES, split_ipa, viseme_of
 
@@ -285,31 +286,15 @@ def modulate(params: np.ndarray, codes: np.ndarray, kappa: np.ndarray):
 # the corpus, only 40-80 % of the frames in audible pauses had the lips within 1 mm of rest, and
 # the network learnt to hold the mouth open whenever a real speaker paused. Speakers close the
 # mouth when they stop talking, so the teacher's opening fields go to rest wherever the
-# recording itself is quiet (relative to its own speech level, so noise floors do not matter).
-PAUSE_DB = 20.0            # quieter than the utterance's loud frames (95th percentile) by this much
-PAUSE_MIN_S = 0.12         # ... for at least this long
+# recording itself is quiet (core.voice_activity.pause_weights: relative to its own speech
+# level, so noise floors do not matter; the animator applies the same pauses at inference).
 OPENING_COEFFS = ("jaw_sin", "jaw_cos", "close_sin", "close_cos", "upper_raise", "lower_tuck")
-
-
-def pause_weights(audio: np.ndarray, rate: int, fps: float, num_frames: int) -> np.ndarray:
-    """(num_frames,) in [0, 1]: 1 inside audible pauses, 0.5 on their edge frames, 0 elsewhere."""
-    from ..audio import frame_level_db
-    db = frame_level_db(audio, rate, fps, num_frames)
-    quiet = np.concatenate([[0], (db < np.percentile(db, 95) - PAUSE_DB).astype(np.int8), [0]])
-    edges = np.diff(quiet)
-    w = np.zeros(num_frames)
-    run_min = max(2, int(np.ceil(PAUSE_MIN_S * fps)))
-    for i, j in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):   # quiet runs [i, j)
-        if j - i >= run_min:
-            w[i:j] = 1.0
-            w[i] = w[j - 1] = 0.5          # the lips are still closing / already opening
-    return w
 
 
 def rest_in_pauses(coeffs: np.ndarray, audio: np.ndarray, rate: int, fps: float) -> np.ndarray:
     """The teacher's coefficients with the mouth's opening fields at rest in audible pauses
     (rounding, spreading, pressing and every emotion field are kept)."""
-    w = pause_weights(audio, rate, fps, len(coeffs))
+    w = voice_activity.pause_weights(audio, rate, fps, len(coeffs))
     if not w.any():
         return coeffs
     out = np.array(coeffs, copy=True)
