@@ -106,6 +106,37 @@ def corners_shared():
         transfer.lip_masks = saved
 
 
+@contextmanager
+def grown_front():
+    """Ablation: the unsure vertices' sides grown from the sure ones vertex by vertex (each takes
+    the majority side of its decided neighbours, round after round), the rule before the
+    diffused score."""
+    saved = transfer._diffuse_side
+
+    def grow(score, unsure, edges, **_):
+        side = np.sign(np.clip(score, -1.0, 1.0))
+        side[unsure] = 0.0
+        todo = unsure.copy()
+        a, b = edges[:, 0], edges[:, 1]
+        n = len(side)
+        while todo.any():
+            votes = (np.bincount(a, weights=side[b], minlength=n) + np.bincount(b, weights=side[a], minlength=n))
+            heard = (np.bincount(a, weights=(side[b] != 0), minlength=n)
+                     + np.bincount(b, weights=(side[a] != 0), minlength=n)) > 0
+            decided = todo & heard
+            if not decided.any():
+                break
+            side[decided] = np.where(votes[decided] >= 0, 1.0, -1.0)
+            todo &= ~decided
+        side[todo] = np.sign(score[todo]) + (score[todo] == 0)
+        return side
+    transfer._diffuse_side = grow
+    try:
+        yield
+    finally:
+        transfer._diffuse_side = saved
+
+
 def interpolate(displacements, tri, bary):
     faces = flame.load_topology().faces
     corners = faces[tri]
@@ -255,6 +286,9 @@ def _ablation(user, polys, reg, fitted_d, animator, audio, fps, lip_errors, lips
     with corners_shared():
         shared = transfer.bind(user, polys, reg)
     out["corner triangles open to both lips"] = stats(transfer.transfer(fitted_d, shared))
+    with grown_front():
+        grown = transfer.bind(user, polys, reg)
+    out["sides grown vertex by vertex"] = stats(transfer.transfer(fitted_d, grown))
     return out
 
 
