@@ -474,10 +474,11 @@ def conclusion(report: dict) -> list:
         f"* The binding rule alone (the true head in place of the fitted template) leaves {_span(exact)} mm on the "
         f"{'open ' if opened else ''}heads: the rest of the lip maximum is the fit. Reaching 1.5 mm everywhere needs "
         "the template's lip vertices within about half a millimetre of their true places at the mouth corners: a "
-        "correspondence the surface alone does not pin down. FLAME identities differ in where along the mouth "
-        "opening and the lips' inner surfaces their vertices sit, so geometric features (the opening's corners, "
-        "its arclength) place them no closer than the fit does; it would take a shape prior such as FLAME's "
-        "identity space, which the project does not ship. A slit the remesher closed is a further limit.")
+        "correspondence the surface alone does not pin down: FLAME identities differ in where along the mouth "
+        "opening and the lips' inner surfaces their vertices sit (in a trial, pulling the template's rim vertices "
+        "to the head's rim at their own arclength between its corners, or more deformation nodes, did not bring "
+        "the corner lips closer). It would take a shape prior such as FLAME's identity space, which the project "
+        "does not ship. A slit the remesher closed is a further limit.")
     return out
 
 
