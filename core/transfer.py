@@ -12,9 +12,13 @@ other lip (tearing the user's lip when the mouth opens, or gluing the slit when 
 Every template vertex of the lips is labelled upper or lower once, by the same jaw field the
 articulation teacher moves the jaw with (``tools/build_lip_sides.py``). A user vertex
 near the lips takes the side of the lip it is clearly nearer to; where both are about equally
-near (the lips touch, or the user's mesh fuses them) it takes the side of its neighbours on
-its own mesh, decided from the sure vertices inwards. It then binds only to its own lip, so
-the slit opens and closes as in FLAME's motion.
+near (the lips touch, or the user's mesh fuses them) its side is diffused from the sure
+vertices over its own mesh (``SIDE_SWEEPS`` smoothing sweeps of a score, each vertex's own
+nearness counting ``SIDE_EVIDENCE``), so it follows the lip its sheet of the mesh leads to. A
+score that moves smoothly with the fit, rather than a front grown vertex by vertex from
+thresholded seeds, keeps a small change of the fitted surface from flipping a whole patch at
+the mouth corners (docs/eval/transfer.md). It then binds only to its own lip, so the slit
+opens and closes as in FLAME's motion.
 
 Parts of the user's mesh far from any FLAME surface (hair, hat, shoulders) get a weight that
 fades to zero between ``FALLOFF_MM``: they stay still instead of following a far-away point.
@@ -32,6 +36,8 @@ from .errors import TopologyError
 
 FALLOFF_MM = (10.0, 25.0)   # full weight within the first, none beyond the second (FLAME scale)
 SURE_MM = 3.0               # a user vertex this much nearer one lip than the other is sure of its side
+SIDE_SWEEPS = 400           # smoothing sweeps that carry the sure vertices' sides over the unsure ones
+SIDE_EVIDENCE = 0.02        # weight of an unsure vertex's own nearness against its neighbours'
 FREE, UPPER, LOWER = 0, 1, 2
 
 
@@ -109,24 +115,23 @@ def _edges(triangles: np.ndarray) -> np.ndarray:
     return np.unique(np.sort(e, axis=1), axis=0)
 
 
-def _propagate(side: np.ndarray, unsure: np.ndarray, edges: np.ndarray, rounds: int = 200) -> np.ndarray:
-    """Unsure vertices take the majority side of their sure neighbours, growing inwards."""
-    side = side.copy()
-    unsure = unsure.copy()
-    for _ in range(rounds):
-        if not unsure.any():
-            break
-        votes = np.zeros((len(side), 3))
-        for a, b in ((edges[:, 0], edges[:, 1]), (edges[:, 1], edges[:, 0])):
-            known = ~unsure[b]
-            np.add.at(votes, (a[known], side[b[known]]), 1.0)
-        up, lo = votes[:, UPPER], votes[:, LOWER]
-        decided = unsure & ((up > 0) | (lo > 0))
-        if not decided.any():
-            break
-        side[decided] = np.where(up[decided] >= lo[decided], UPPER, LOWER)
-        unsure &= ~decided
-    return side, unsure
+def _diffuse_side(score: np.ndarray, unsure: np.ndarray, edges: np.ndarray,
+                  sweeps: int = SIDE_SWEEPS, evidence: float = SIDE_EVIDENCE) -> np.ndarray:
+    """Lip side score (> 0 upper) of every vertex: sure vertices keep theirs (clipped to +-1);
+    each unsure one becomes the mean of its neighbours' pulled a little (``evidence``) towards
+    its own, sweep after sweep (Jacobi steps of a membrane with the sure vertices fixed). The
+    result moves smoothly with the distances it starts from, so its sign flips only where the
+    two sides meet."""
+    own = np.clip(score, -1.0, 1.0)
+    x = own.copy()
+    a, b = edges[:, 0], edges[:, 1]
+    n = len(x)
+    degree = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+    denom = degree + evidence
+    for _ in range(sweeps):
+        total = np.bincount(a, weights=x[b], minlength=n) + np.bincount(b, weights=x[a], minlength=n)
+        x = np.where(unsure, (total + evidence * own) / denom, x)
+    return x
 
 
 def bind(user_vertices: np.ndarray, user_faces, registration, sure_mm: float = SURE_MM) -> Correspondence:
@@ -149,17 +154,16 @@ def bind(user_vertices: np.ndarray, user_faces, registration, sure_mm: float = S
         # Closest point on each lip separately (triangles with no corner on the other lip).
         per = {own: surface.closest_points(pts[lip], fit, faces, rings, *lip_masks(own)) for own in (UPPER, LOWER)}
         d_up, d_lo = per[UPPER][2], per[LOWER][2]
-        lip_side = np.where(d_up <= d_lo, UPPER, LOWER).astype(np.int8)
-        # Where the lips touch (FLAME's even overlap a little at rest) both are near: those
-        # vertices follow their neighbours on the user's mesh, from the sure ones inwards.
-        unsure_lip = np.abs(d_up - d_lo) < sure_mm / 1000.0
+        # +-1 or beyond: sure of its side. Where the lips touch (FLAME's even overlap a little
+        # at rest) both are near: those vertices take the side their own mesh leads them to.
+        score = (d_lo - d_up) / (sure_mm / 1000.0)
         tris_user, _ = surface.polygons_to_triangles(user_faces)
-        full_side = np.full(n, FREE, np.int8)
-        full_side[lip] = lip_side
-        full_unsure = np.zeros(n, bool)
-        full_unsure[lip] = unsure_lip
-        full_side, _ = _propagate(full_side, full_unsure, _edges(tris_user))
-        lip_side = full_side[lip]
+        slot = np.full(n, -1, np.int64)
+        slot[lip] = np.arange(len(lip))
+        e = slot[_edges(tris_user)]
+        e = e[(e >= 0).all(1)]                  # edges between lip vertices only
+        score = _diffuse_side(score, np.abs(score) < 1.0, e)
+        lip_side = np.where(score >= 0, UPPER, LOWER).astype(np.int8)
         for own in (UPPER, LOWER):
             rows = lip_side == own
             tri[lip[rows]] = per[own][0][rows]

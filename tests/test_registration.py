@@ -248,3 +248,20 @@ def test_jaw_motion_recovers_a_rigid_motion():
     m = transfer.jaw_motion(v, (moved - v)[None])
     np.testing.assert_allclose(m[0, :3, :3], r, atol=1e-6)
     np.testing.assert_allclose(v @ m[0, :3, :3].T + m[0, :3, 3], moved, atol=1e-6)
+
+
+def test_unsure_lip_sides_follow_their_own_sheet():
+    """Two touching sheets (a mouth corner's inner lips) joined at one end: each unsure vertex
+    takes the side of the sheet it is on, whatever the noise in its own nearness, and a small
+    change of the distances does not flip a vertex away from where the sheets join."""
+    k = 12
+    up, lo = np.arange(k), k + np.arange(k)          # two chains; vertex 0 of each is sure
+    edges = np.concatenate([np.stack([up[:-1], up[1:]], 1), np.stack([lo[:-1], lo[1:]], 1),
+                            [[up[-1], lo[-1]]]])      # joined at the far end (the commissure)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        score = rng.uniform(-0.5, 0.5, 2 * k)        # both lips about as near: unsure
+        score[up[0]], score[lo[0]] = rng.uniform(1.0, 3.0), -rng.uniform(1.0, 3.0)
+        x = transfer._diffuse_side(score, np.abs(score) < 1.0, edges)
+        # Away from the join (the last two of each chain), every vertex is on its own sheet's side.
+        assert (x[up[:-2]] > 0).all() and (x[lo[:-2]] < 0).all()

@@ -32,7 +32,7 @@ def test_make_test_heads_and_evaluate_transfer(tmp_path):
     (head,) = report["heads"]
     assert head["frames"] == 30 and head["vertices"] == report["heads"][0]["vertices"]
     for key in ("mean_mm", "lips_mean_mm", "lips_max_mm", "register_s", "fit_face_mm", "lips_max_outside_bridge_mm",
-                "lips_max_either_lip_mm"):
+                "lips_max_either_lip_mm", "lips_max_exact_template_mm"):
         assert np.isfinite(head[key]) and head[key] >= 0
     assert head["lips_vertices"] > 20
     # The split never drops a vertex from the full maximum; the decimated head keeps its slit open.
@@ -40,7 +40,7 @@ def test_make_test_heads_and_evaluate_transfer(tmp_path):
     assert head["lips_worst"]["error_mm"] == round(head["lips_max_mm"], 2)
     assert 0 < head["fitted_lips_vertex_mm"]["mean"] < head["template_lips_vertex_mm"]["mean"]
     assert head["ablation"]["as shipped"]["lips_max_mm"] == round(head["lips_max_mm"], 2)
-    assert len(head["ablation"]) == 5
+    assert len(head["ablation"]) == 6
     md = out.with_suffix(".md").read_text()
     assert "decimated_2k" in md and "## Where the largest lip error is" in md and "## Variants" in md
 
