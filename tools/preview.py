@@ -337,6 +337,30 @@ class _Quiet:
         return False
 
 
+def with_deepest_blink(scene, obj, first: int, last: int, picked: list) -> list:
+    """``picked`` with the pick nearest the frame whose eyelids are most closed replaced by it."""
+    import bpy
+    import numpy as np
+    from blender_addon.engine import flame
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    openness = []
+    for frame in range(first, last + 1):
+        scene.frame_set(frame)
+        evaluated = obj.evaluated_get(depsgraph)
+        me = evaluated.to_mesh()
+        co = np.empty(len(me.vertices) * 3, np.float32)
+        me.vertices.foreach_get("co", co)
+        evaluated.to_mesh_clear()
+        lmk = flame.landmarks(co.reshape(-1, 3).astype(np.float64))
+        # upper-lid landmarks 37, 38 / 43, 44 over lower-lid 41, 40 / 47, 46 (iBUG-68)
+        openness.append(np.linalg.norm(lmk[[37, 38, 43, 44]] - lmk[[41, 40, 47, 46]], axis=1).mean())
+    deepest = first + int(np.argmin(openness))
+    if deepest in picked:
+        return picked
+    nearest = min(range(len(picked)), key=lambda i: abs(picked[i] - deepest))
+    return sorted(picked[:nearest] + [deepest] + picked[nearest + 1:])
+
+
 def sheet_picks(total: int, count: int) -> list:
     """Indices of ``count`` evenly spaced frames out of ``total``."""
     import numpy as np
@@ -723,6 +747,8 @@ def main(argv=None) -> int:
             for region, profile in (("mouth", True), ("eyes", False)):
                 sub = os.path.join(folder, region)
                 os.makedirs(sub)
+                if region == "eyes":       # evenly spaced frames rarely catch a blink: show the deepest one
+                    picked = with_deepest_blink(scene, obj, first, last, picked)
                 shots, _ = render_frames_fast(scene, obj, first, last, sub, profile, args.height, region, only=picked)
                 out_png = os.path.join(out_dir, f"{name}_{region}.png")
                 contact_sheet(shots, picked, out_png, len(shots), args.sheet_columns)
