@@ -182,12 +182,18 @@ def test_batch_manifests_csv_and_json(tmp_path):
     assert done.returncode == 0 and (tmp_path / "json_out" / "x.blend").is_file(), done.stdout + done.stderr
 
 
-@pytest.mark.needs_audio
-def test_batch_takes_one_action_per_clip(tmp_path):
+def _two_lines(tmp_path):
+    """A folder of two short spoken lines for the batch tool."""
     clips = tmp_path / "lines"
     clips.mkdir()
     for i in range(2):
         make_wav(clips / f"line{i}.wav", seconds=0.4, seed=i)
+    return clips
+
+
+@pytest.mark.needs_audio
+def test_batch_takes_one_action_per_clip(tmp_path):
+    clips = _two_lines(tmp_path)
     out = tmp_path / "all.blend"
     done = run_tool(BATCH, clips, "--takes", out, "--mode", "compact")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -290,10 +296,7 @@ def test_batch_targets_flame_arkit_and_any(tmp_path):
 @pytest.mark.needs_audio
 def test_batch_takes_on_a_head_of_any_topology(tmp_path):
     """--takes --target any: the head is fitted once, every clip is its own take and Action."""
-    clips = tmp_path / "lines"
-    clips.mkdir()
-    for i in range(2):
-        make_wav(clips / f"line{i}.wav", seconds=0.4, seed=i)
+    clips = _two_lines(tmp_path)
     mesh = _remeshed_head(tmp_path)
     out = tmp_path / "all.blend"
     done = run_tool(BATCH, clips, "--takes", out, "--target", "any", "--mesh", mesh, "--mode", "compact")

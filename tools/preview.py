@@ -232,13 +232,7 @@ def render_frames_fast(scene, obj, first: int, last: int, folder: str, profile: 
     count = len(numbers)
 
     def world_at(frame: int) -> np.ndarray:
-        scene.frame_set(frame)
-        evaluated = obj.evaluated_get(depsgraph)
-        me = evaluated.to_mesh()
-        co = np.empty(len(me.vertices) * 3, np.float32)
-        me.vertices.foreach_get("co", co)
-        evaluated.to_mesh_clear()
-        return co.reshape(-1, 3).astype(np.float64) @ mw[:3, :3].T + mw[:3, 3]
+        return evaluated_vertices(scene, obj, frame, depsgraph) @ mw[:3, :3].T + mw[:3, 3]
 
     def to_screen(world: np.ndarray, turn: np.ndarray):
         cam = (world - c) @ basis.T @ turn.T                              # x right, y up, z to camera
@@ -337,6 +331,18 @@ class _Quiet:
         return False
 
 
+def evaluated_vertices(scene, obj, frame: int, depsgraph):
+    """(V, 3) float64 object-space vertices of ``obj`` with its shape keys evaluated at ``frame``."""
+    import numpy as np
+    scene.frame_set(frame)
+    evaluated = obj.evaluated_get(depsgraph)
+    me = evaluated.to_mesh()
+    co = np.empty(len(me.vertices) * 3, np.float32)
+    me.vertices.foreach_get("co", co)
+    evaluated.to_mesh_clear()
+    return co.reshape(-1, 3).astype(np.float64)
+
+
 def with_deepest_blink(scene, obj, first: int, last: int, picked: list) -> list:
     """``picked`` with the pick nearest the frame whose eyelids are most closed replaced by it."""
     import bpy
@@ -345,13 +351,7 @@ def with_deepest_blink(scene, obj, first: int, last: int, picked: list) -> list:
     depsgraph = bpy.context.evaluated_depsgraph_get()
     openness = []
     for frame in range(first, last + 1):
-        scene.frame_set(frame)
-        evaluated = obj.evaluated_get(depsgraph)
-        me = evaluated.to_mesh()
-        co = np.empty(len(me.vertices) * 3, np.float32)
-        me.vertices.foreach_get("co", co)
-        evaluated.to_mesh_clear()
-        lmk = flame.landmarks(co.reshape(-1, 3).astype(np.float64))
+        lmk = flame.landmarks(evaluated_vertices(scene, obj, frame, depsgraph))
         # upper-lid landmarks 37, 38 / 43, 44 over lower-lid 41, 40 / 47, 46 (iBUG-68)
         openness.append(np.linalg.norm(lmk[[37, 38, 43, 44]] - lmk[[41, 40, 47, 46]], axis=1).mean())
     deepest = first + int(np.argmin(openness))
