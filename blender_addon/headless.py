@@ -68,6 +68,19 @@ def print_result(result, out: str) -> None:
     print(f"wrote {os.path.abspath(out)} ({os.path.getsize(out) / 1e6:.1f} MB)")
 
 
+def progress_printer(step: int = 10):
+    """A bake's ``progress`` callback for the command line: one "progress: N %" line on stderr each
+    time the bake passes another ``step`` per cent (long headless bakes show they are alive)."""
+    shown = [-1]
+
+    def report(fraction: float) -> None:
+        percent = int(100 * min(1.0, max(0.0, fraction))) // step * step
+        if percent > shown[0]:
+            shown[0] = percent
+            print(f"progress: {percent} %", file=sys.stderr, flush=True)
+    return report
+
+
 def check_settings(*, fps=None, intensity=1.0, tolerance_mm=0.1, start_frame=1, mode="PER_FRAME") -> None:
     """The settings' ranges, before any file is read (SpeechToFaceError naming the option)."""
     from .engine import limits
@@ -321,12 +334,13 @@ def _checked_item(settings: dict, fps, start_frame, blend: str, object_name: str
 
 
 def bake_file(args_like, mesh: str, audio: str, out: str, *, fps=None, start_frame=1, blend: str = "",
-              object_name: str = "", take: str = "main", **settings) -> api.BakeResult:
+              object_name: str = "", take: str = "main", progress=None, **settings) -> api.BakeResult:
     """One input -> one .blend: what tools/bake.py does, reused per item by batch_bake.py."""
     start_frame = _checked_item(settings, fps, start_frame, blend, object_name, out)
     scene, obj = _scene_with_head(mesh, blend, object_name, fps)
     try:
-        result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, **settings)
+        result = api.bake(obj, audio, scene=scene, start_frame=start_frame, take=take, progress=progress,
+                          **settings)
     except errors.TopologyError as exc:
         raise errors.TopologyError(str(exc).rstrip(".") + "." + OTHER_TOPOLOGY) from None
     scene.frame_current = result.start_frame

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -291,14 +290,20 @@ def _ctrl_c(tmp: Path):
     out.parent.mkdir(exist_ok=True)
     out.write_bytes(PREVIOUS)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "bake.py"), "--mesh", str(HEAD), "--audio",
-                             str(wav), "--out", str(out), "--mode", "compact"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    time.sleep(5.0)   # past start-up, inside the bake
+                             str(wav), "--out", str(out), "--mode", "compact", "--progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # signal once the bake reports progress: inside the bake, past bpy's start-up (a signal sent
+    # during start-up can be lost on a loaded machine)
+    before = []
+    while not (before and before[-1].startswith("progress: ")):
+        before.append(proc.stderr.readline())
+        assert before[-1], "the bake ended before reporting progress: " + "".join(before) + proc.stdout.read()
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
+    stderr = "".join(before) + stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 130 and errors == ["error: interrupted (nothing was written)"], stdout + stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "progress: 100 %" not in stderr
     assert out.read_bytes() == PREVIOUS and os.listdir(out.parent) == ["x.blend"]
 
 

@@ -31,6 +31,8 @@ def parser():
                     help="flame: a FLAME-topology head (default); arkit: the 52 ARKit weights on a character's "
                          "ARKit-named shape keys (--blend/--object), or on --mesh given the project's ARKit shapes; "
                          "any: a head of any topology (see tools/bake_any_head.py for its own options)")
+    ap.add_argument("--progress", action="store_true",
+                    help="print 'progress: N %%' lines on stderr while baking a FLAME head (every 10 %%)")
     ap.add_argument("--arkit-csv", default="", help="--target arkit: also write the weights as Live Link Face CSV")
     ap.add_argument("--arkit-json", default="", help="--target arkit: also write the weights as JSON")
     headless.add_bake_options(ap)
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
         return 0
     result = headless.bake_file(
         args, args.mesh, os.path.abspath(args.audio), args.out, fps=args.fps, start_frame=args.start_frame,
-        blend=args.blend, object_name=args.object, take=args.take, **headless.settings_from(args))
+        blend=args.blend, object_name=args.object, take=args.take,
+        progress=headless.progress_printer() if args.progress else None, **headless.settings_from(args))
     headless.print_result(result, args.out)
     return 0
 

@@ -15,9 +15,13 @@ report shows what the inference-time rule adds.
 Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
 and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
 corpus holds out from asterisk-core-sounds (French June, Italian Carlo); each group is used when
-its package is installed.
+its package is installed. ``--set confirm`` is a second set kept apart from every choice made on
+the first (training recipes, candidates): the asterisk prompt voices of Debian's
+asterisk-prompt-es-co (Colombian Spanish) and asterisk-prompt-fr-armelle (French, Armelle
+Desjardins), GSM-coded telephone prompts that sox decodes.
 
     python tools/evaluate_real.py --out docs/eval       # writes real_speech.md / .json / .png
+    python tools/evaluate_real.py --set confirm --name real_speech_confirm
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import argparse
 import glob
 import hashlib
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +53,12 @@ RECORDING_SETS = (
     ("asterisk-fr-June", "/usr/share/asterisk/sounds/fr_CA_f_June/*.wav", 12),
     ("asterisk-it-Carlo", "/usr/share/asterisk/sounds/it_IT_m_Carlo/*.wav", 12),
 )
+# The confirmation set: voices no training data, recipe or candidate choice ever saw.
+CONFIRM_SETS = (
+    ("asterisk-es-CO", "/usr/share/asterisk/sounds/es/*.gsm", 20),
+    ("asterisk-fr-Armelle", "/usr/share/asterisk/sounds/fr/*.gsm", 20),
+)
+SETS = {"main": RECORDING_SETS, "confirm": CONFIRM_SETS}
 # codec2's folder also holds coded (not original) speech and a concatenation of the others
 EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav")
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
@@ -54,18 +67,31 @@ SEALED_MM, CLOSED_MM = 0.5, 1.0
 PAUSE_HALF = 0.033         # a silent frame counts as rest when its neighbours are silent too (~100 ms)
 
 
-def default_recordings() -> list:
+def default_recordings(which: str = "main") -> list:
     out = []
-    for group, pattern, most in RECORDING_SETS:
+    for group, pattern, most in SETS[which]:
         files = [f for f in glob.glob(pattern) if Path(f).name not in EXCLUDE]
         files.sort(key=lambda f: (-Path(f).stat().st_size, f))
         out += [(group, f) for f in sorted(files[:most])]
     return out
 
 
+def readable(path: str, folder: str) -> str:
+    """A file core.audio reads: raw GSM prompts (no header) are decoded by sox into ``folder``."""
+    if not path.lower().endswith(".gsm"):
+        return path
+    if shutil.which("sox") is None:
+        raise SystemExit(f"{path}: decoding GSM needs sox (apt-get install sox libsox-fmt-all)")
+    wav = str(Path(folder) / (hashlib.sha256(path.encode()).hexdigest()[:12] + ".wav"))
+    subprocess.run(["sox", path, "-r", "16000", "-b", "16", wav], check=True, capture_output=True)
+    return wav
+
+
 def analyse(path: str, animator: Animator, fps: float, asr) -> tuple[dict, dict]:
     """Measures of one recording as shipped, and with the pause rest off (the networks alone)."""
-    samples = audio_io.normalise_loudness(audio_io.load_audio(path))[: int(MAX_SECONDS * 16000)]
+    with tempfile.TemporaryDirectory() as folder:
+        samples = audio_io.load_audio(readable(path, folder))
+    samples = audio_io.normalise_loudness(samples)[: int(MAX_SECONDS * 16000)]
     spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
     rows = []
     for pause_rest in (True, False):
@@ -187,8 +213,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
     ap.add_argument("--name", default="real_speech", help="report file stem")
+    ap.add_argument("--set", choices=sorted(SETS), default="main",
+                    help="main: the wider set; confirm: the voices kept apart from every choice")
     args = ap.parse_args(argv)
-    items = unique_recordings([("given", f) for f in args.audio] if args.audio else default_recordings())
+    items = unique_recordings([("given", f) for f in args.audio] if args.audio else default_recordings(args.set))
     if not items:
         raise SystemExit("no recordings found")
     from hama.asr import ASRModel
@@ -201,7 +229,9 @@ def main(argv=None) -> int:
                                            "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6"},
               "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
     md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
-          "none of these voices is in the training corpus. Written by `tools/evaluate_real.py`; every figure "
+          "none of these voices is in the training corpus"
+          + ("; none was used to choose a training recipe or a candidate either" if args.set == "confirm" else "")
+          + ". Written by `tools/evaluate_real.py`; every figure "
           f"below is in `{args.name}.json` beside this file.", ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)

@@ -21,6 +21,7 @@ if [ "${1:-}" = "--recorded" ]; then
     asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav   # human voices
     asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav  # (engines/recorded.py)
     pocketsphinx-testdata codec2-examples       # real recordings of unseen talkers (tools/evaluate_real.py)
+    asterisk-prompt-es-co asterisk-prompt-fr-armelle  # its confirmation set (--set confirm)
   )
 fi
 
