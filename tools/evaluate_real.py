@@ -59,8 +59,9 @@ CONFIRM_SETS = (
     ("asterisk-fr-Armelle", "/usr/share/asterisk/sounds/fr/*.gsm", 20),
 )
 SETS = {"main": RECORDING_SETS, "confirm": CONFIRM_SETS}
-# codec2's folder also holds coded (not original) speech and a concatenation of the others
-EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav")
+# codec2's folder also holds coded (not original) speech, a concatenation of the others and two
+# recordings of its digital-voice modems (a steady 1-2 kHz OFDM signal in a spectrogram, no speech)
+EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav", "david4.wav", "vk2tpm_004.wav")
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
@@ -87,12 +88,16 @@ def readable(path: str, folder: str) -> str:
     return wav
 
 
-def analyse(path: str, animator: Animator, fps: float, asr) -> tuple[dict, dict]:
-    """Measures of one recording as shipped, and with the pause rest off (the networks alone)."""
+def analyse(path: str, animator: Animator, fps: float, asr) -> tuple[dict, dict] | None:
+    """Measures of one recording as shipped, and with the pause rest off (the networks alone);
+    None when hama's recogniser finds no phone in it (not speech: its loud frames would count as
+    speech frames)."""
     with tempfile.TemporaryDirectory() as folder:
         samples = audio_io.load_audio(readable(path, folder))
     samples = audio_io.normalise_loudness(samples)[: int(MAX_SECONDS * 16000)]
     spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+    if not spans:
+        return None
     rows = []
     for pause_rest in (True, False):
         animator.pause_rest = pause_rest
@@ -235,19 +240,23 @@ def main(argv=None) -> int:
           f"below is in `{args.name}.json` beside this file.", ""]
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
-        rows, alone = [], []
+        rows, alone, skipped = [], [], []
         for g, f in items:
-            r, a = analyse(f, animator, args.fps, asr)
+            measured = analyse(f, animator, args.fps, asr)
+            if measured is None:
+                skipped.append(f"{g}/{Path(f).name}")
+                continue
+            r, a = measured
             r["group"] = a["group"] = g
             rows.append(r)
             alone.append(a)
         png = plot(out, f"{args.name}_{enc}", rows, args.fps)
         agg, agg_alone = summarise(rows), summarise(alone)
-        by_group = {g: summarise([r for r in rows if r["group"] == g]) for g in groups}
+        by_group = {g: summarise(sel) for g in groups if (sel := [r for r in rows if r["group"] == g])}
         for r in rows:
             for key in [k for k in r if k.startswith("_")]:
                 r.pop(key)
-        report["encoders"][enc] = {"weights": animator.describe(), "summary": agg,
+        report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped, "summary": agg,
                                    "summary_without_pause_rest": agg_alone, "groups": by_group, "files": rows}
         md += [f"## {enc} encoder", "", f"Weights: {animator.describe()}", "",
                f"- inner-lip vertical gap in speech: median {agg['gap_speech_median_mm']:.2f} mm, "
@@ -265,6 +274,7 @@ def main(argv=None) -> int:
                f"chin-loudness r {agg_alone['jaw_loudness_correlation_mean']:.2f}",
                "- motion per region (95th percentile of vertex motion, median over clips): "
                + ", ".join(f"{k} {v:.2f} mm" for k, v in agg["region_motion_p95_mm"].items()), "",
+               *([f"- skipped, the recogniser finds no phone in them: {', '.join(skipped)}"] if skipped else []),
                "| group | clips | s | gap median / p95 / max (mm) | p/b/m sealed | rest closed | jaw-loudness r |",
                "|---|---|---|---|---|---|---|"]
         for g, a in by_group.items():
