@@ -56,14 +56,23 @@ def test_corrupt_weights_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def real_speech(tmp_path_factory):
-    """tools/evaluate_real.py on the bundled real recording (LibriVox, 7 s), both front ends."""
+    """tools/evaluate_real.py on the bundled real recording (LibriVox, 7 s), both front ends, and on
+    a steady modem-like signal (24 carriers, 0.9-2.1 kHz) that it must skip as not speech."""
     import subprocess
     import sys
+    from tests.addon_helpers import write_wav
     out = tmp_path_factory.mktemp("real")
-    done = subprocess.run([sys.executable, "tools/evaluate_real.py", str(SAMPLE_AUDIO), "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 6) / 16000
+    modem = sum(np.sin(2 * np.pi * (f * t + 0.25 * rng.uniform(0, 1, len(t) // 400 + 1).repeat(400)[:len(t)]))
+                for f in np.linspace(900, 2100, 24))
+    write_wav(out / "modem.wav", 0.1 * modem / np.abs(modem).max(), 16000)
+    done = subprocess.run([sys.executable, "tools/evaluate_real.py", str(SAMPLE_AUDIO), str(out / "modem.wav"),
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((out / "real_speech.json").read_text())
+    for enc in report["encoders"].values():
+        assert enc["skipped_no_speech"] == ["given/modem.wav"]
     assert (out / "real_speech.md").is_file() and (out / "real_speech_hama.png").is_file()
     return report
 
