@@ -114,15 +114,18 @@ def main(argv=None) -> int:
                          f"{m['dense']['DE'] / s['dense']['DE']:.2f}); lip LE dense {_mm(m['dense']['LE'], 2)} mm "
                          f"(static {_mm(s['dense']['LE'], 2)}, ratio {m['dense']['LE'] / s['dense']['LE']:.2f}); "
                          f"LVE {m['dense']['lve_mm']:.2f} mm (`docs/eval/{stem}.json`, tables in `{stem}.md`).")
-    if "real_speech" in evals:
-        for enc, res in evals["real_speech"]["encoders"].items():
+    # the wider real set (training recipes and candidates were compared on it), then the
+    # confirmation set of voices no choice was made on (evaluate_real --set confirm)
+    for stem, what in (("real_speech", "real speech"),
+                       ("real_speech_confirm", "real speech, confirmation voices (no choice made on them)")):
+        for enc, res in evals.get(stem, {}).get("encoders", {}).items():
             s = res["summary"]
-            lines.append(f"- real speech, {enc} ({s['clips']} clips, {s['seconds'] / 60:.1f} min): inner-lip gap in "
+            lines.append(f"- {what}, {enc} ({s['clips']} clips, {s['seconds'] / 60:.1f} min): inner-lip gap in "
                          f"speech median {s['gap_speech_median_mm']:.1f} mm, 95th percentile "
                          f"{s['gap_speech_p95_mm']:.1f} mm, max {s['gap_max_mm']:.1f} mm; lips sealed (mesh aperture "
                          f"<= 0.5 mm) at {s['bilabials_sealed']} of {s['bilabials_found']} p/b/m; closed in "
                          f"{100 * s['rest_closed_share']:.0f} % of silent frames; chin-loudness r = "
-                         f"{s['jaw_loudness_correlation_mean']:.2f} (`docs/eval/real_speech.json`, "
+                         f"{s['jaw_loudness_correlation_mean']:.2f} (`docs/eval/{stem}.json`, "
                          "`tools/evaluate_real.py`).")
     ablations = {k: v for k, v in evals.items() if k.startswith("ablation_cosine")}
     dae_gaps = []
