@@ -88,14 +88,20 @@ def readable(path: str, folder: str) -> str:
     return wav
 
 
-def analyse(path: str, animator: Animator, fps: float, asr) -> tuple[dict, dict] | None:
-    """Measures of one recording as shipped, and with the pause rest off (the networks alone);
-    None when hama's recogniser finds no phone in it (not speech: its loud frames would count as
-    speech frames)."""
+def recording(path: str, asr) -> tuple[np.ndarray, list]:
+    """The samples of one recording (16 kHz, loudness-normalised, at most MAX_SECONDS) and the
+    phones hama's recogniser finds in them."""
     with tempfile.TemporaryDirectory() as folder:
         samples = audio_io.load_audio(readable(path, folder))
     samples = audio_io.normalise_loudness(samples)[: int(MAX_SECONDS * 16000)]
-    spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+    return samples, asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+
+
+def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[dict, dict] | None:
+    """Measures of one recording (``heard``: what ``recording`` returned) as shipped, and with the
+    pause rest off (the networks alone); None when hama's recogniser finds no phone in it (not
+    speech: its loud frames would count as speech frames)."""
+    samples, spans = heard
     if not spans:
         return None
     rows = []
@@ -238,11 +244,13 @@ def main(argv=None) -> int:
           + ("; none was used to choose a training recipe or a candidate either" if args.set == "confirm" else "")
           + ". Written by `tools/evaluate_real.py`; every figure "
           f"below is in `{args.name}.json` beside this file.", ""]
+    # recognised once per recording: every encoder is judged on the same p/b/m
+    heard = {f: recording(f, asr) for _, f in items}
     for enc in args.encoders.split(","):
         animator = Animator.load(args.weights, encoder=enc)
         rows, alone, skipped = [], [], []
         for g, f in items:
-            measured = analyse(f, animator, args.fps, asr)
+            measured = analyse(f, animator, args.fps, heard[f])
             if measured is None:
                 skipped.append(f"{g}/{Path(f).name}")
                 continue
