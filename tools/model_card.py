@@ -202,9 +202,13 @@ def main(argv=None) -> int:
     for n, e in sorted(networks.items()):
         v = e.get("validation", {})
         if e["kind"] == "s2l" and "train_loss" in v:
-            lines.append(f"- `{n}` stopped improving on validation at epoch {e['epochs']} with the training loss at "
+            # a run whose best epoch is its last one was cut by its budget, not by validation
+            when = (f"stopped improving on validation at epoch {e['epochs']} of {e.get('epochs_run', e['epochs'])}"
+                    if e.get("epochs_run", e["epochs"]) > e["epochs"] else
+                    f"was still improving on validation at its last epoch ({e['epochs']})")
+            lines.append(f"- `{n}` {when}, with the training loss at "
                          f"{v['train_loss']:.3f} against {v['loss']:.3f} on validation (`weights/manifest.json`): "
-                         "it overfits the training voices"
+                         "it fits the training voices better than unseen ones"
                          + (f" (it started from {e['initialised_from']})." if e.get("initialised_from", "random")
                             not in ("random", None) else "."))
     if "real_speech" in evals and {"hama", "mel"} <= set(evals["real_speech"]["encoders"]):
