@@ -33,7 +33,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -77,23 +76,22 @@ def default_recordings(which: str = "main") -> list:
     return out
 
 
-def readable(path: str, folder: str) -> str:
-    """A file core.audio reads: raw GSM prompts (no header) are decoded by sox into ``folder``."""
+def load(path: str) -> np.ndarray:
+    """16 kHz samples of a recording; raw GSM prompts (no header, which soundfile cannot read)
+    are decoded by sox to 16-bit samples on a pipe."""
     if not path.lower().endswith(".gsm"):
-        return path
+        return audio_io.load_audio(path)
     if shutil.which("sox") is None:
         raise SystemExit(f"{path}: decoding GSM needs sox (apt-get install sox libsox-fmt-all)")
-    wav = str(Path(folder) / (hashlib.sha256(path.encode()).hexdigest()[:12] + ".wav"))
-    subprocess.run(["sox", path, "-r", "16000", "-b", "16", wav], check=True, capture_output=True)
-    return wav
+    raw = subprocess.run(["sox", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000", "-"],
+                         check=True, capture_output=True).stdout
+    return audio_io.load_audio(np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, 16000)
 
 
 def recording(path: str, asr) -> tuple[np.ndarray, list]:
     """The samples of one recording (16 kHz, loudness-normalised, at most MAX_SECONDS) and the
     phones hama's recogniser finds in them."""
-    with tempfile.TemporaryDirectory() as folder:
-        samples = audio_io.load_audio(readable(path, folder))
-    samples = audio_io.normalise_loudness(samples)[: int(MAX_SECONDS * 16000)]
+    samples = audio_io.normalise_loudness(load(path))[: int(MAX_SECONDS * 16000)]
     return samples, asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
 
 

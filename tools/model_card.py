@@ -203,8 +203,8 @@ def main(argv=None) -> int:
         v = e.get("validation", {})
         if e["kind"] == "s2l" and "train_loss" in v:
             # a run whose best epoch is its last one was cut by its budget, not by validation
-            when = (f"stopped improving on validation at epoch {e['epochs']} of {e.get('epochs_run', e['epochs'])}"
-                    if e.get("epochs_run", e["epochs"]) > e["epochs"] else
+            run = e.get("epochs_run", e["epochs"])
+            when = (f"stopped improving on validation at epoch {e['epochs']} of {run}" if run > e["epochs"] else
                     f"was still improving on validation at its last epoch ({e['epochs']})")
             lines.append(f"- `{n}` {when}, with the training loss at "
                          f"{v['train_loss']:.3f} against {v['loss']:.3f} on validation (`weights/manifest.json`): "
