@@ -78,12 +78,13 @@ def default_recordings(which: str = "main") -> list:
 
 def load(path: str) -> np.ndarray:
     """16 kHz samples of a recording; raw GSM prompts (no header, which soundfile cannot read)
-    are decoded by sox to 16-bit samples on a pipe."""
+    are decoded by sox to 16-bit samples on a pipe, without dither (-D: sox's default dither is
+    random, so the same prompt decoded twice differed and the recogniser found other phones)."""
     if not path.lower().endswith(".gsm"):
         return audio_io.load_audio(path)
     if shutil.which("sox") is None:
         raise SystemExit(f"{path}: decoding GSM needs sox (apt-get install sox libsox-fmt-all)")
-    raw = subprocess.run(["sox", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000", "-"],
+    raw = subprocess.run(["sox", "-D", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000", "-"],
                          check=True, capture_output=True).stdout
     return audio_io.load_audio(np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, 16000)
 
