@@ -65,11 +65,18 @@ def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
 
 
 def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float = 4.0,
-                 closed_below: float = 0.5, open_weight: float = 1.0, open_above: float = 6.0) -> torch.Tensor:
+                 closed_below: float = 0.5, open_weight: float = 1.0, open_above: float = 6.0,
+                 brief_closure_weight: float | None = None, brief_open_above: float = 2.0,
+                 brief_frames: int = 5) -> torch.Tensor:
     """Squared error of the signed inner-lip gap (y of landmark 62 minus y of 66; see
     core.lip_aperture), with frames whose target gap is under ``closed_below`` (a closure, in
     the loss unit) weighted ``closure_weight`` times, and frames whose target gap is over
     ``open_above`` (an open vowel's peak) weighted ``open_weight`` times.
+
+    ``brief_closure_weight`` (None: the same as ``closure_weight``) weights the closures inside
+    speech: closed frames with a target gap over ``brief_open_above`` within ``brief_frames``
+    frames on either side. These are the p/b/m seals, a few frames between open vowels, which a
+    network misses far more often than the long closures of pauses.
 
     Not in the paper. The mouth loss averages over 28 points, so a BiLSTM that regresses towards
     the mean (narrow openings, closures approached but not sealed) pays little for it; this term
@@ -78,8 +85,13 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     """
     gap_p = pred[..., 62, 1] - pred[..., 66, 1]
     gap_t = target[..., 62, 1] - target[..., 66, 1]
-    w = (1.0 + (closure_weight - 1.0) * (gap_t < closed_below).to(pred.dtype)
-         + (open_weight - 1.0) * (gap_t > open_above).to(pred.dtype))
+    closed = (gap_t < closed_below).to(pred.dtype)
+    w = 1.0 + (closure_weight - 1.0) * closed + (open_weight - 1.0) * (gap_t > open_above).to(pred.dtype)
+    if brief_closure_weight is not None and brief_closure_weight != closure_weight:
+        flat = gap_t.reshape(-1, 1, gap_t.shape[-1])
+        around = torch.nn.functional.max_pool1d(flat, 2 * brief_frames + 1, stride=1, padding=brief_frames)
+        brief = closed * (around.reshape(gap_t.shape) > brief_open_above).to(pred.dtype)
+        w = w + (brief_closure_weight - closure_weight) * brief
     return (w * (gap_p - gap_t) ** 2).mean()
 
 
@@ -96,8 +108,8 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0
         "velocity": velocity_loss(pred, target),
     }
     if gap:
-        gw = {"closed_below": 0.5, "open_above": 6.0, **(gap_weights or {})}
-        for key in ("closed_below", "open_above"):      # given in mm, compared in the loss unit
+        gw = {"closed_below": 0.5, "open_above": 6.0, "brief_open_above": 2.0, **(gap_weights or {})}
+        for key in ("closed_below", "open_above", "brief_open_above"):   # given in mm, compared in the loss unit
             gw[key] = gw[key] * MILLIMETRE / unit
         parts["gap"] = lip_gap_loss(pred, target, **gw)
     total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]

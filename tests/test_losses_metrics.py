@@ -145,3 +145,20 @@ def test_lip_gap_loss_prices_closures_and_open_peaks_by_their_weights():
                           gap_weights={"closure_weight": 1.0, "open_weight": 5.0})
     assert parts_mm["gap"] == pytest.approx(7 / 3)
     assert parts_m["gap"] == pytest.approx(7 / 3 * mm ** 2)
+
+
+def test_lip_gap_loss_weights_closures_inside_speech_apart_from_long_rests():
+    """A closure between open frames (a p/b/m seal) takes the brief-closure weight; the frames of
+    a long rest, far from any opening, keep the closure weight."""
+    from core.losses import lip_gap_loss
+    gaps = [0.0] * 10 + [4.0, 4.0, 0.0, 0.0, 4.0, 4.0]      # a rest, then an opening with a seal inside
+    target = torch.zeros(1, len(gaps), 68, 3)
+    target[0, :, 66, 1] = -torch.tensor(gaps)
+    pred = target.clone()
+    pred[..., 66, 1] -= 1.0                                  # every frame's gap 1 too wide
+    n = len(gaps)
+    same = lip_gap_loss(pred, target, closure_weight=2.0, brief_closure_weight=2.0, brief_frames=2)
+    assert float(same) == pytest.approx((12 * 2 + 4) / n)
+    brief = lip_gap_loss(pred, target, closure_weight=2.0, brief_closure_weight=10.0, brief_frames=2)
+    # the two seal frames and the rest's last two frames (within 2 frames of the opening) are brief
+    assert float(brief) == pytest.approx((8 * 2 + 4 * 10 + 4) / n)

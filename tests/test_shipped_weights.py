@@ -71,10 +71,25 @@ def real_speech(tmp_path_factory):
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((out / "real_speech.json").read_text())
-    for enc in report["encoders"].values():
+    for name, enc in report["encoders"].items():
         assert enc["skipped_no_speech"] == ["given/modem.wav"]
+        if name == "teacher":                              # no phones: it rests by construction
+            assert enc["non_speech"] == []
+            continue
+        (modem,) = enc["non_speech"]                       # measured apart: how far it opens the mouth
+        assert modem["file"] == "modem.wav" and 0 <= modem["gap_loud_p95_mm"] <= modem["gap_max_mm"]
     assert (out / "real_speech.md").is_file() and (out / "real_speech_hama.png").is_file()
     return report
+
+
+def test_teacher_reference_on_real_speech(real_speech):
+    """The teacher row animates hama's phones of the clip: it opens in speech and seals every p/b/m
+    (it is what the networks are taught, so a network's miss can be told from the teacher's)."""
+    res = real_speech["encoders"]["teacher"]
+    assert "articulation teacher" in res["weights"]
+    (clip,) = res["files"]
+    assert clip["gap_speech_median_mm"] > 2 * max(clip["gap_rest_median_mm"], 0.5)
+    assert clip["bilabials_found"] >= 5 and clip["bilabials_sealed"] == clip["bilabials_found"]
 
 
 @pytest.mark.parametrize("encoder", ["hama", "mel"])

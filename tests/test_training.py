@@ -69,10 +69,12 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
     # Feature augmentation and the lip-gap weights change what is learnt, and the manifest says so.
     tuned = ["--epochs", "1", "--init", tmp_path / "w"]
     run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "d", "--export", tmp_path / "w3",
-        "--feature-shrink", "0.7", "--feature-tilt", "0.5", "--gap-open-weight", "4", "--gap-closure-weight", "8")
+        "--feature-shrink", "0.7", "--feature-tilt", "0.5", "--feature-warp", "0.1", "--non-speech", "0.2",
+        "--gap-open-weight", "4", "--gap-closure-weight", "8")
     run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "e", "--export", tmp_path / "w4")
     entry3 = json.loads((tmp_path / "w3" / "manifest.json").read_text())["networks"]["s2l_mel"]
-    assert entry3["feature_shrink"] == 0.7 and entry3["feature_tilt"] == 0.5
+    assert entry3["feature_shrink"] == 0.7 and entry3["feature_tilt"] == 0.5 and entry3["feature_warp"] == 0.1
+    assert entry3["non_speech"] == 0.2
     assert entry3["gap_weights"] == {"closure_weight": 8.0, "open_weight": 4.0, "open_above": 6.0}
     d = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=False)["model"]
     e = torch.load(tmp_path / "e" / "checkpoint.pt", weights_only=False)["model"]
@@ -185,3 +187,11 @@ def test_budget_zero_trains_nothing_and_resume_exports(corpus, tmp_path):
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
     entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["networks"]["s2l_mel"]
     assert entry["epochs"] == entry["epochs_run"] == 1
+
+
+def test_frequency_warp_is_refused_for_features_without_a_frequency_axis(tmp_path):
+    out = subprocess.run([PY, "tools/train_s2l.py", "--corpus", tmp_path, "--encoder", "hama", "--run-dir",
+                          tmp_path / "r", "--feature-warp", "0.1"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "only the mel encoder's features have one" in out.stderr
+    assert not (tmp_path / "r").exists()
+

@@ -11,7 +11,10 @@ human speech of voices the networks never heard:
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
 Each is measured as shipped and again with the pause rest off (the networks alone), so the
-report shows what the inference-time rule adds.
+report shows what the inference-time rule adds. The ``teacher`` row is a reference, not a
+network: the corpus' articulation teacher animating the phones hama finds (as it labels the
+corpus' recorded voices), so a miss can be told apart as the teacher's (the network follows
+it) or the network's (it falls short of what it was taught).
 Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
 and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
 corpus holds out from asterisk-core-sounds (French June, Italian Carlo); each group is used when
@@ -58,9 +61,12 @@ CONFIRM_SETS = (
     ("asterisk-fr-Armelle", "/usr/share/asterisk/sounds/fr/*.gsm", 20),
 )
 SETS = {"main": RECORDING_SETS, "confirm": CONFIRM_SETS}
-# codec2's folder also holds coded (not original) speech, a concatenation of the others and two
-# recordings of its digital-voice modems (a steady 1-2 kHz OFDM signal in a spectrogram, no speech)
-EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav", "david4.wav", "vk2tpm_004.wav")
+# codec2's folder also holds coded (not original) speech and a concatenation of the others
+EXCLUDE = ("all.wav", "f2400.wav", "m2400.wav")
+# ... and two recordings of its digital-voice modems (a steady 1-2 kHz OFDM signal in a
+# spectrogram): not speech, so the recogniser finds no phone in them and they are measured apart,
+# as loud sounds that must not move the mouth
+NON_SPEECH_MM = 1.0        # the inner-lip gap's 95th percentile over a non-speech recording's loud frames
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
@@ -99,7 +105,7 @@ def recording(path: str, asr) -> tuple[np.ndarray, list]:
 def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[dict, dict] | None:
     """Measures of one recording (``heard``: what ``recording`` returned) as shipped, and with the
     pause rest off (the networks alone); None when hama's recogniser finds no phone in it (not
-    speech: its loud frames would count as speech frames)."""
+    speech: its loud frames would count as speech frames; ``non_speech_opening`` measures it)."""
     samples, spans = heard
     if not spans:
         return None
@@ -111,9 +117,36 @@ def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[di
     return rows[0], rows[1]
 
 
-def measure(path: str, samples: np.ndarray, animator: Animator, fps: float, spans) -> dict:
+class TeacherReference:
+    """The articulation teacher on the template identity, animating hama's phones of a recording;
+    measured like a network (``pause_rest``: the corpus' rest in audible pauses)."""
+
+    pause_rest = True
+
+    def __init__(self):
+        from core.corpus import deformers
+        self.identity = deformers.identity_basis("template", flame.load_topology().template.astype(np.float64))
+
+    def describe(self) -> str:
+        return "the articulation teacher (core.corpus.articulation) on hama's phones, template identity"
+
+    def animate(self, samples: np.ndarray, spans, fps: float):
+        from types import SimpleNamespace
+        from core.corpus import articulation
+        from core.corpus.engines.recorded import phones_from_spans
+        coeffs = articulation.articulate(phones_from_spans(spans, samples), len(samples) / 16000, fps, self.identity)
+        if self.pause_rest:
+            coeffs = articulation.rest_in_pauses(coeffs, samples, 16000, fps)
+        d = self.identity.dense(coeffs).astype(np.float32)
+        return SimpleNamespace(displacements=d, vertices=self.identity.neutral[None] + d, num_frames=len(d))
+
+
+def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict:
     topo = flame.load_topology()
-    anim = animator.animate((samples, 16000), topo.template, fps)
+    if isinstance(animator, TeacherReference):
+        anim = animator.animate(samples, spans, fps)
+    else:
+        anim = animator.animate((samples, 16000), topo.template, fps)
     lmk_d = flame.landmarks(anim.displacements.astype(np.float64))
     gap = lip_aperture.vertical_gap(lmk_d) * 1000.0              # mm, + = opening, 0 = rest
     aperture = lip_aperture.aperture(anim.vertices) * 1000.0     # mm on the mesh
@@ -155,6 +188,15 @@ def measure(path: str, samples: np.ndarray, animator: Animator, fps: float, span
                         "loud": loud.tolist(),
                         "bilabial_spans": [(s.start_ms / 1000, s.end_ms / 1000) for s in spans
                                            if s.phoneme in BILABIALS]}}
+
+
+def non_speech_opening(path: str, samples: np.ndarray, animator, fps: float) -> dict:
+    """The inner-lip gap over the loud frames of a recording with no speech in it (as shipped)."""
+    anim = animator.animate((samples, 16000), flame.load_topology().template, fps)
+    gap = lip_aperture.vertical_gap(flame.landmarks(anim.displacements.astype(np.float64))) * 1000.0
+    loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)
+    gap = gap[loud > np.percentile(loud, 95) - 18.0]
+    return {"file": Path(path).name, "gap_loud_p95_mm": float(np.percentile(gap, 95)), "gap_max_mm": float(gap.max())}
 
 
 def summarise(rows: list) -> dict:
@@ -219,7 +261,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("audio", nargs="*", help="recordings (default: the sets above that are installed)")
     ap.add_argument("--weights", default=None)
-    ap.add_argument("--encoders", default="hama,mel")
+    ap.add_argument("--encoders", default="hama,mel,teacher",
+                    help="comma list; teacher: the reference the networks were taught (see above)")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "eval"))
     ap.add_argument("--name", default="real_speech", help="report file stem")
@@ -236,7 +279,8 @@ def main(argv=None) -> int:
     groups = sorted({g for g, _ in items})
     report = {"fps": args.fps, "targets": {"gap_speech_p95_mm": ">= 10", "gap_speech_median_mm": ">= 4",
                                            "gap_max_mm": "<= 25", "bilabials_sealed_share": ">= 0.9",
-                                           "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6"},
+                                           "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6",
+                                           "non_speech_gap_loud_p95_mm": f"<= {NON_SPEECH_MM:g}"},
               "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
     md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
           "none of these voices is in the training corpus"
@@ -246,26 +290,42 @@ def main(argv=None) -> int:
     # recognised once per recording: every encoder is judged on the same p/b/m
     heard = {f: recording(f, asr) for _, f in items}
     for enc in args.encoders.split(","):
-        animator = Animator.load(args.weights, encoder=enc)
-        rows, alone, skipped = [], [], []
+        animator = TeacherReference() if enc == "teacher" else Animator.load(args.weights, encoder=enc)
+        rows, alone, skipped, non_speech = [], [], [], []
         for g, f in items:
             measured = analyse(f, animator, args.fps, heard[f])
             if measured is None:
                 skipped.append(f"{g}/{Path(f).name}")
+                if enc != "teacher":      # no phones: the teacher rests by construction
+                    non_speech.append({"group": g, **non_speech_opening(f, heard[f][0], animator, args.fps)})
                 continue
             r, a = measured
             r["group"] = a["group"] = g
             rows.append(r)
             alone.append(a)
+        non_speech_line = ([f"- not speech (the recogniser finds no phone in them), so measured apart: "
+                            + ", ".join(f"{r['group']}/{r['file']} gap p95 {r['gap_loud_p95_mm']:.1f} mm"
+                                        for r in non_speech)
+                            + f" over their loud frames (target <= {NON_SPEECH_MM:g} mm: a loud sound alone does "
+                            "not open the mouth)", ""] if non_speech else [])
+        heading = [f"## {enc} encoder" if enc != "teacher" else "## teacher (reference)", "",
+                   f"{'Weights' if enc != 'teacher' else 'What'}: {animator.describe()}", ""]
+        if not rows:        # only non-speech recordings were given
+            report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped,
+                                       "non_speech": non_speech, "summary": None}
+            md += heading + non_speech_line
+            print(f"{enc}: no speech; {non_speech}", flush=True)
+            continue
         png = plot(out, f"{args.name}_{enc}", rows, args.fps)
         agg, agg_alone = summarise(rows), summarise(alone)
         by_group = {g: summarise(sel) for g in groups if (sel := [r for r in rows if r["group"] == g])}
         for r in rows:
             for key in [k for k in r if k.startswith("_")]:
                 r.pop(key)
-        report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped, "summary": agg,
+        report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped,
+                                   "non_speech": non_speech, "summary": agg,
                                    "summary_without_pause_rest": agg_alone, "groups": by_group, "files": rows}
-        md += [f"## {enc} encoder", "", f"Weights: {animator.describe()}", "",
+        md += [*heading,
                f"- inner-lip vertical gap in speech: median {agg['gap_speech_median_mm']:.2f} mm, "
                f"95th percentile {agg['gap_speech_p95_mm']:.2f} mm, largest {agg['gap_max_mm']:.2f} mm "
                "(targets: >= 4, >= 10, <= 25)",
@@ -275,13 +335,14 @@ def main(argv=None) -> int:
                f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
                f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
                "(target >= 0.6)",
-               "- the networks alone, without the pause rest (core.voice_activity.rest_in_pauses): gap median "
-               f"{agg_alone['gap_speech_median_mm']:.2f} / p95 {agg_alone['gap_speech_p95_mm']:.2f} mm, p/b/m sealed "
+               ("- the networks alone, without the pause rest (core.voice_activity.rest_in_pauses): gap median "
+                if enc != "teacher" else "- without the teacher's rest in audible pauses: gap median ")
+               + f"{agg_alone['gap_speech_median_mm']:.2f} / p95 {agg_alone['gap_speech_p95_mm']:.2f} mm, p/b/m sealed "
                f"{100 * agg_alone['bilabials_sealed_share']:.0f} %, rest closed {100 * agg_alone['rest_closed_share']:.0f} %, "
                f"chin-loudness r {agg_alone['jaw_loudness_correlation_mean']:.2f}",
                "- motion per region (95th percentile of vertex motion, median over clips): "
                + ", ".join(f"{k} {v:.2f} mm" for k, v in agg["region_motion_p95_mm"].items()), "",
-               *([f"- skipped, the recogniser finds no phone in them: {', '.join(skipped)}"] if skipped else []),
+               *non_speech_line,
                "| group | clips | s | gap median / p95 / max (mm) | p/b/m sealed | rest closed | jaw-loudness r |",
                "|---|---|---|---|---|---|---|"]
         for g, a in by_group.items():

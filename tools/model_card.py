@@ -120,7 +120,8 @@ def main(argv=None) -> int:
                        ("real_speech_confirm", "real speech, confirmation voices (no choice made on them)")):
         for enc, res in evals.get(stem, {}).get("encoders", {}).items():
             s = res["summary"]
-            lines.append(f"- {what}, {enc} ({s['clips']} clips, {s['seconds'] / 60:.1f} min): inner-lip gap in "
+            who = enc if enc != "teacher" else "the teacher on hama's phones (reference, not shipped)"
+            lines.append(f"- {what}, {who} ({s['clips']} clips, {s['seconds'] / 60:.1f} min): inner-lip gap in "
                          f"speech median {s['gap_speech_median_mm']:.1f} mm, 95th percentile "
                          f"{s['gap_speech_p95_mm']:.1f} mm, max {s['gap_max_mm']:.1f} mm; lips sealed (mesh aperture "
                          f"<= 0.5 mm) at {s['bilabials_sealed']} of {s['bilabials_found']} p/b/m; closed in "
@@ -217,6 +218,13 @@ def main(argv=None) -> int:
                      f"{enc['mel']['summary']['bilabials_found']} real p/b/m against "
                      f"{enc['hama']['summary']['bilabials_sealed']} for `hama` (`docs/eval/real_speech.json`): "
                      "prefer `hama`, which the add-on runs in numpy everywhere.")
+        if all(enc[e].get("non_speech") for e in ("hama", "mel")):
+            def gaps(e):
+                return " and ".join(f"{r['gap_loud_p95_mm']:.1f}" for r in enc[e]["non_speech"])
+            lines.append(f"- Loud sounds that are not speech (codec2's modem recordings) open the mouth: 95th "
+                         f"percentile {gaps('mel')} mm with `mel`, {gaps('hama')} mm with `hama` "
+                         "(`docs/eval/real_speech.json`; `tools/train_s2l.py --non-speech` trains this away, not yet "
+                         "in the shipped weights).")
     lines += ["", "## Licence notes", "",
               "- Weights derived from the FLAME topology and template (CC-BY-4.0, MPI-IS; Li et al., SIGGRAPH Asia 2017).",
               "- Training audio made with espeak-ng (GPL-3.0 program; its output is not covered), Flite and Festival "

@@ -9,7 +9,10 @@ Reports, on the FLAME template identity:
     percentile, largest), the peak gap of each class's segments, the mesh aperture at p/b/m
     (sealed when <= 0.5 mm) and in pauses;
   * emotion and style: the same figures under each emotion code at full strength and at the two
-    ends of the style code, and the mouth-corner offset (landmark 48) each emotion gives.
+    ends of the style code, and the mouth-corner offset (landmark 48) each emotion gives;
+  * recorded speech: the gap over speech frames when the teacher animates the phones hama finds
+    in the corpus' recorded training voices (real talkers, faster than the TTS voices), at the
+    default strength and at 1.15x jaw and lip strength (``--recorded-files`` per voice; 0: off).
 Needs the corpus TTS engines (tools/setup_corpus.sh).
 """
 
@@ -75,10 +78,47 @@ def running_speech(ident, syns, expr=None) -> dict:
             "peak_gap_by_class_mm": {k: round(float(np.median(v)), 2) for k, v in sorted(peaks.items())}}
 
 
+def recorded_speech(ident, files_per_voice: int) -> dict:
+    """The teacher on hama's phones of the corpus' recorded training voices (generate.RECORDED_VOICES)."""
+    import glob
+    import os
+    from hama.asr import ASRModel
+    from core import audio as audio_io
+    from core.corpus.engines.recorded import phones_from_spans
+    from core.corpus.generate import RECORDED_VOICES, RECORDINGS_ROOT
+    asr = ASRModel()
+    strengths = (1.0, 1.15)
+    gaps, voices, seconds = {k: [] for k in strengths}, [], 0.0
+    for name, _lang, split in RECORDED_VOICES:
+        files = sorted(glob.glob(f"{RECORDINGS_ROOT}/{name}/*.wav"), key=lambda f: (-os.path.getsize(f), f))
+        if split != "train" or not files:
+            continue
+        voices.append(name)
+        for f in files[:files_per_voice]:
+            samples = audio_io.normalise_loudness(audio_io.load_audio(f))[: 16000 * 40]
+            spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+            if not spans:
+                continue
+            duration = len(samples) / 16000
+            seconds += duration
+            phones = phones_from_spans(spans, samples)
+            for k in strengths:
+                c = articulation.articulate(phones, duration, FPS, ident, articulation.Style(jaw_strength=k, lip_strength=k))
+                c = articulation.rest_in_pauses(c, samples, 16000, FPS)
+                gap = lip_aperture.vertical_gap(ident.landmarks(c)) * 1000
+                loud = audio_io.frame_level_db(samples, 16000, FPS, len(gap))
+                gaps[k] += list(gap[loud > np.percentile(loud, 95) - 18.0])   # evaluate_real's speech frames
+    return {"voices": voices, "seconds": round(seconds, 1),
+            "by_strength": {f"{k:g}": {"gap_speech_median_mm": round(float(np.median(g)), 2),
+                                       "gap_speech_p95_mm": round(float(np.percentile(g, 95)), 2),
+                                       "gap_max_mm": round(float(np.max(g)), 2)} for k, g in gaps.items() if g}}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "docs" / "corpus" / "teacher.json"))
     ap.add_argument("--sentences", type=int, default=8, help="sentences per voice")
+    ap.add_argument("--recorded-files", type=int, default=8, help="recordings per recorded training voice (0: off)")
     args = ap.parse_args(argv)
     topo = flame.load_topology()
     ident = deformers.identity_basis("template", topo.template.astype(np.float64))
@@ -93,12 +133,17 @@ def main(argv=None) -> int:
         report["emotions"][emotion] = running_speech(ident, syns, expression.Expression.constant(emotion, 1.0))
     for style in (-1.0, 1.0):
         report["style"][f"{style:+g}"] = running_speech(ident, syns, expression.Expression.constant("neutral", 1.0, style))
+    if args.recorded_files:
+        report["recorded_speech"] = recorded_speech(ident, args.recorded_files)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     n = report["neutral"]
     print(f"neutral running speech: gap median {n['gap_speech_median_mm']} mm, p95 {n['gap_speech_p95_mm']} mm, "
           f"max {n['gap_max_mm']} mm; p/b/m sealed {n['bilabials_sealed_share']:.0%}; "
           f"pauses closed {n['pause_frames_closed_share']:.0%}")
+    for k, r in report.get("recorded_speech", {}).get("by_strength", {}).items():
+        print(f"recorded training voices, strength {k}: gap median {r['gap_speech_median_mm']} mm, "
+              f"p95 {r['gap_speech_p95_mm']} mm")
     print(f"wrote {args.out}")
     return 0
 

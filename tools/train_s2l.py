@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from core import losses, metrics  # noqa: E402
 from core.expression import CODE_DIM, CODE_NAMES  # noqa: E402
+from core.corpus import non_speech  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
+from core.corpus.feature_augment import FeatureAugment, mel_warp_matrix  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run_arguments,  # noqa: E402
@@ -37,6 +39,7 @@ from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run
 # The paper's training set-up (the defaults below; the model card cites them from here).
 PAPER_LR = 1e-4
 PAPER_EPOCHS = 300
+NON_SPEECH_SOUNDS = 120    # 4 s each, the four kinds in turn (--non-speech)
 
 
 def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
@@ -132,6 +135,9 @@ def main(argv=None) -> int:
                     help="weight of the lip-gap term that keeps openings and closures (0: the paper's objective)")
     ap.add_argument("--gap-closure-weight", type=float, default=4.0,
                     help="lip-gap term: weight of frames whose target lips are closed (gap < 0.5 mm)")
+    ap.add_argument("--gap-brief-closure-weight", type=float,
+                    help="lip-gap term: weight of closures inside speech (closed target frames within 5 frames of "
+                         "a target gap over 2 mm: the p/b/m seals); default: --gap-closure-weight")
     ap.add_argument("--gap-open-weight", type=float, default=1.0,
                     help="lip-gap term: weight of frames whose target gap is over --gap-open-above "
                          "(the open vowels' peaks, which a BiLSTM flattens on unfamiliar voices)")
@@ -144,6 +150,15 @@ def main(argv=None) -> int:
                     help="augmentation for spectral features (mel): each crop gets a random level and "
                          "spectral tilt across channels, this many training standard deviations (sd); real "
                          "microphones sit ~0.5 sd from the synthetic voices' mean; 0: off")
+    ap.add_argument("--feature-warp", type=float, default=0.0,
+                    help="augmentation for mel: each crop's frequency axis scaled by a factor in [1 - this, 1 + this] "
+                         "(vocal tract length perturbation: a new speaker per crop); 0: off")
+    ap.add_argument("--non-speech", type=float, default=0.0,
+                    help="augmentation: this share of crops is replaced by steady non-speech sounds (tones, modem "
+                         "carriers, hum, noise: core/corpus/non_speech.py) with the rest pose as target; 0: off")
+    ap.add_argument("--frontend-channels", type=int,
+                    help="trainable front end's width (default: the encoder's, core.pipeline.ENCODER_CONFIGS)")
+    ap.add_argument("--frontend-layers", type=int, help="trainable front end's conv layers (default: 2)")
     ap.add_argument("--no-condition", action="store_true",
                     help="train without the emotion/style code (the paper's S2L)")
     ap.add_argument("--init", help="weights folder whose s2l_<encoder> starts the run (fine-tuning on a "
@@ -152,6 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
     add_run_arguments(ap)
     args = ap.parse_args(argv)
+    if args.feature_warp > 0 and args.encoder != "mel":
+        ap.error("--feature-warp scales a frequency axis: only the mel encoder's features have one")
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
@@ -169,7 +186,9 @@ def main(argv=None) -> int:
     print(f"{len(train)} train utterances ({hours:.2f} h), {len(val)} val; features in {time.time() - t_start:.0f} s",
           flush=True)
 
-    cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], "input_dim": int(train[0][0].shape[1]),
+    front = {k: v for k, v in (("frontend_channels", args.frontend_channels),
+                               ("frontend_layers", args.frontend_layers)) if v is not None}
+    cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], **front, "input_dim": int(train[0][0].shape[1]),
                        "condition_dim": 0 if args.no_condition else CODE_DIM})
     model = S2L(cfg)
     mean, std = feature_statistics(train)
@@ -183,9 +202,15 @@ def main(argv=None) -> int:
         model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()})
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     gap_weights = {"closure_weight": args.gap_closure_weight, "open_weight": args.gap_open_weight,
-                   "open_above": args.gap_open_above}
+                   "open_above": args.gap_open_above,
+                   **({"brief_closure_weight": args.gap_brief_closure_weight}
+                      if args.gap_brief_closure_weight is not None else {})}
     lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss, "gap_weights": gap_weights,
                **({"cosine": 0.0} if args.no_cosine else {})}
+    augment = FeatureAugment(args.feature_shrink, args.feature_tilt, args.feature_warp, args.non_speech)
+    # the non-speech sounds' features, through the same cache and loudness normalisation as speech
+    bank = [cache.get(f"non_speech_{i:03d}", a) for i, a in enumerate(non_speech.bank(NON_SPEECH_SOUNDS, 4.0, args.seed))] \
+        if args.non_speech > 0 else None
     ckpt = Checkpointer(args.run_dir)
     run_config = {**vars(args), "s2l": cfg.to_dict(), "train_hours": hours}
     state = ckpt.resume(model, optimizer) if args.resume else None
@@ -204,13 +229,8 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed * 1000 + state.epoch)
         epoch_losses = []
         for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
-            if args.feature_shrink < 1.0:
-                alpha = torch.from_numpy(rng.uniform(args.feature_shrink, 1.0, (len(feats), 1, 1)).astype(np.float32))
-                feats = model.feature_mean + (feats - model.feature_mean) * alpha
-            if args.feature_tilt > 0:
-                level, tilt = rng.normal(0.0, args.feature_tilt, (2, len(feats), 1, 1)).astype(np.float32)
-                ramp = torch.linspace(-1.0, 1.0, feats.shape[-1])
-                feats = feats + model.feature_std * (torch.from_numpy(level) + torch.from_numpy(tilt) * ramp)
+            feats, target, code = augment(feats, target, code, model.feature_mean, model.feature_std, rng,
+                                          bank, mel_warp_matrix)
             pred = model(feats, crop, fps, 0.0, code if cfg.condition_dim else None)
             loss, _ = losses.s2l_loss(pred, target, **lambdas)
             optimizer.zero_grad()
@@ -229,7 +249,8 @@ def main(argv=None) -> int:
                     training_data=corpus_description(corpus) + f"; {hours:.2f} h used for training",
                     extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
                            "gap_weights": gap_weights, "feature_shrink": args.feature_shrink,
-                           "feature_tilt": args.feature_tilt,
+                           "feature_tilt": args.feature_tilt, "feature_warp": args.feature_warp,
+                           "non_speech": args.non_speech,
                            "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))

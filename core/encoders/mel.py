@@ -13,6 +13,7 @@ from .base import SAMPLES_PER_FRAME, SpeechEncoder
 
 N_FFT = 512
 N_MELS = 80
+F_MIN, F_MAX = 40.0, 7600.0     # Hz, the filterbank's outer edges
 
 
 def _hz_to_mel(f):
@@ -25,7 +26,7 @@ def _mel_to_hz(m):
 
 @lru_cache(maxsize=1)
 def mel_filterbank(sample_rate: int = 16000, n_fft: int = N_FFT, n_mels: int = N_MELS,
-                   f_min: float = 40.0, f_max: float = 7600.0) -> np.ndarray:
+                   f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale, unit area."""
     bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))

@@ -41,13 +41,17 @@ class RecordedEngine:
         except Exception:   # an unreadable file is skipped like a failed synthesis
             return None
         spans = self._asr.phoneme_spans(self._asr.transcribe_waveform(samples, SAMPLE_RATE))
-        phones = [Phone(s.start_ms / 1000.0, min(s.end_ms / 1000.0, s.start_ms / 1000.0 + MAX_PHONE), s.phoneme)
-                  for s in spans]
-        for prev, nxt in zip(phones, phones[1:]):     # word separators leave short gaps: not pauses
-            if 0 < nxt.start - prev.end < MIN_PAUSE:
-                prev.end = nxt.start
-        duration = len(samples) / SAMPLE_RATE
-        return Synthesis(samples, cut_at_silence(tidy_phones(phones, duration), samples), text=Path(path).name)
+        return Synthesis(samples, phones_from_spans(spans, samples), text=Path(path).name)
+
+
+def phones_from_spans(spans, samples: np.ndarray) -> list:
+    """Timed phones the teacher can animate from hama's phoneme spans of ``samples`` (16 kHz)."""
+    phones = [Phone(s.start_ms / 1000.0, min(s.end_ms / 1000.0, s.start_ms / 1000.0 + MAX_PHONE), s.phoneme)
+              for s in spans]
+    for prev, nxt in zip(phones, phones[1:]):     # word separators leave short gaps: not pauses
+        if 0 < nxt.start - prev.end < MIN_PAUSE:
+            prev.end = nxt.start
+    return cut_at_silence(tidy_phones(phones, len(samples) / SAMPLE_RATE), samples)
 
 
 def cut_at_silence(phones: list, samples: np.ndarray) -> list:
