@@ -70,6 +70,7 @@ NON_SPEECH_MM = 1.0        # the inner-lip gap's 95th percentile over a non-spee
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
+SPEECH_DB, QUIET_DB = 18.0, 22.0    # speech frames: within 18 dB of the clip's level; silent: 22 dB under it
 PAUSE_HALF = 0.033         # a silent frame counts as rest when its neighbours are silent too (~100 ms)
 
 
@@ -153,8 +154,8 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
     jaw_drop = -lmk_d[:, 8, 1] * 1000.0                          # mm, + = chin down
     loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)   # 40 ms around each frame
     level = np.percentile(loud, 95)            # the clip's speech level (robust to a click or a shout)
-    speech = loud > level - 18.0
-    quiet = loud < level - 22.0                  # read-speech recordings have noise floors 25-35 dB down
+    speech = loud > level - SPEECH_DB
+    quiet = loud < level - QUIET_DB              # read-speech recordings have noise floors 25-35 dB down
     k = max(1, int(round(PAUSE_HALF * fps)))
     rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
     closures = []
@@ -195,7 +196,7 @@ def non_speech_opening(path: str, samples: np.ndarray, animator, fps: float) -> 
     anim = animator.animate((samples, 16000), flame.load_topology().template, fps)
     gap = lip_aperture.vertical_gap(flame.landmarks(anim.displacements.astype(np.float64))) * 1000.0
     loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)
-    gap = gap[loud > np.percentile(loud, 95) - 18.0]
+    gap = gap[loud > np.percentile(loud, 95) - SPEECH_DB]
     return {"file": Path(path).name, "gap_loud_p95_mm": float(np.percentile(gap, 95)), "gap_max_mm": float(gap.max())}
 
 
