@@ -195,3 +195,33 @@ def test_frequency_warp_is_refused_for_features_without_a_frequency_axis(tmp_pat
     assert out.returncode == 2 and "only the mel encoder's features have one" in out.stderr
     assert not (tmp_path / "r").exists()
 
+
+
+def test_reteach_rebuilds_the_motion_from_the_stored_phones(corpus, tmp_path):
+    """tools/reteach_corpus.py: today's teacher reproduces the stored motion (--check writes
+    nothing), and a shard whose motion was lost is taught again from its metadata alone."""
+    import shutil
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    shard = sorted((root / "shards").glob("*.npz"))[0]
+    before = shard.read_bytes()
+    checked = json.loads(run("tools/reteach_corpus.py", "--corpus", root, "--check").strip().splitlines()[-1])
+    assert not checked["written"] and checked["largest_landmark_change_mm"] < 0.05
+    assert shard.read_bytes() == before and "retaught" not in json.loads((root / "manifest.json").read_text())
+    with np.load(shard) as d:
+        arrays = {k: d[k] for k in d.files}
+    original = arrays["coeffs"].copy()
+    arrays["coeffs"][:] = 0.0
+    np.savez(shard, **arrays)
+    done = json.loads(run("tools/reteach_corpus.py", "--corpus", root).strip().splitlines()[-1])
+    assert done["written"] and done["largest_coefficient_change"] > 0.1       # the lost motion came back
+    with np.load(shard) as d:
+        assert np.abs(d["coeffs"] - original).max() < 1e-3
+        assert np.array_equal(d["audio"], arrays["audio"])                     # the audio is untouched
+    assert json.loads((root / "manifest.json").read_text())["retaught"][-1]["shards"] == done["shards"]
+
+
+def test_reteach_refuses_a_folder_without_a_corpus(tmp_path):
+    out = subprocess.run([PY, "tools/reteach_corpus.py", "--corpus", tmp_path], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 1 and "manifest.json not found: no corpus there" in out.stderr

@@ -254,6 +254,24 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
     return summary
 
 
+def config_of(manifest: dict) -> CorpusConfig:
+    """The CorpusConfig a corpus was made with (its manifest's ``config``)."""
+    c = dict(manifest["config"])
+    return CorpusConfig(**{**c, "engines": tuple(c.get("engines", CorpusConfig.engines))})
+
+
+def teach_again(cfg: CorpusConfig, meta: dict) -> np.ndarray:
+    """(T, K) coefficients of one stored utterance from today's teacher: its phones (already
+    stretched by the audio augmentation), style, emotion keys and identity are in its metadata,
+    so a changed teacher re-teaches a corpus without synthesising anything again (stored values
+    are rounded to 4-5 decimals: today's teacher reproduces the stored coefficients within ~1e-4)."""
+    from .engines import Phone
+    phones = [Phone(a, b, ipa) for a, b, ipa in meta["phones"]]
+    expr = Expression(tuple(Key(*k) for k in meta["expression"])) if meta.get("expression") else None
+    return articulation.articulate(phones, meta["duration"], meta["fps"], _identity(cfg, meta["identity"]),
+                                   articulation.Style(**meta["style"]), expr)
+
+
 def existing_shard(cfg: CorpusConfig, k: int):
     stem = Path(cfg.out) / "shards" / f"shard_{k:05d}"
     if not stem.with_suffix(".npz").exists() or not stem.with_suffix(".json").exists():
