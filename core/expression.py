@@ -54,6 +54,11 @@ class Expression:
     def constant(emotion: str = "neutral", strength: float = 1.0, style: float = 0.0) -> "Expression":
         return Expression((validate_key(Key(0.0, emotion, strength, style)),))
 
+    @staticmethod
+    def from_rows(rows) -> "Expression":
+        """From stored [time, emotion, strength, style] rows (a corpus utterance's metadata)."""
+        return Expression(tuple(Key(*row) for row in rows))
+
     @property
     def is_neutral(self) -> bool:
         return all(k.emotion == "neutral" and k.style == 0.0 for k in self.keys)

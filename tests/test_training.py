@@ -224,4 +224,5 @@ def test_reteach_rebuilds_the_motion_from_the_stored_phones(corpus, tmp_path):
 def test_reteach_refuses_a_folder_without_a_corpus(tmp_path):
     out = subprocess.run([PY, "tools/reteach_corpus.py", "--corpus", tmp_path], cwd=ROOT, capture_output=True,
                          text=True)
-    assert out.returncode == 1 and "manifest.json not found: no corpus there" in out.stderr
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and "manifest.json not found: no corpus there" in out.stderr
+    assert "Traceback" not in out.stderr

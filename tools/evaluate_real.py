@@ -118,6 +118,14 @@ def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[di
     return rows[0], rows[1]
 
 
+def loudness(samples: np.ndarray, fps: float, num_frames: int) -> tuple[np.ndarray, float, np.ndarray]:
+    """Each frame's level (dB, 40 ms around it), the clip's speech level (95th percentile: robust
+    to a click or a shout) and the speech frames (within SPEECH_DB of that level)."""
+    loud = audio_io.frame_level_db(samples, 16000, fps, num_frames)
+    level = float(np.percentile(loud, 95))
+    return loud, level, loud > level - SPEECH_DB
+
+
 class TeacherReference:
     """The articulation teacher on the template identity, animating hama's phones of a recording;
     measured like a network (``pause_rest``: the corpus' rest in audible pauses)."""
@@ -152,9 +160,7 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
     gap = lip_aperture.vertical_gap(lmk_d) * 1000.0              # mm, + = opening, 0 = rest
     aperture = lip_aperture.aperture(anim.vertices) * 1000.0     # mm on the mesh
     jaw_drop = -lmk_d[:, 8, 1] * 1000.0                          # mm, + = chin down
-    loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)   # 40 ms around each frame
-    level = np.percentile(loud, 95)            # the clip's speech level (robust to a click or a shout)
-    speech = loud > level - SPEECH_DB
+    loud, level, speech = loudness(samples, fps, anim.num_frames)
     quiet = loud < level - QUIET_DB              # read-speech recordings have noise floors 25-35 dB down
     k = max(1, int(round(PAUSE_HALF * fps)))
     rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
@@ -195,8 +201,7 @@ def non_speech_opening(path: str, samples: np.ndarray, animator, fps: float) -> 
     """The inner-lip gap over the loud frames of a recording with no speech in it (as shipped)."""
     anim = animator.animate((samples, 16000), flame.load_topology().template, fps)
     gap = lip_aperture.vertical_gap(flame.landmarks(anim.displacements.astype(np.float64))) * 1000.0
-    loud = audio_io.frame_level_db(samples, 16000, fps, anim.num_frames)
-    gap = gap[loud > np.percentile(loud, 95) - SPEECH_DB]
+    gap = gap[loudness(samples, fps, anim.num_frames)[2]]
     return {"file": Path(path).name, "gap_loud_p95_mm": float(np.percentile(gap, 95)), "gap_max_mm": float(gap.max())}
 
 

@@ -34,16 +34,16 @@ def reteach_shard(cfg, root: Path, name: str, write: bool) -> tuple[float, float
     with np.load(root / "shards" / f"{name}.npz") as d:
         arrays = {k: d[k] for k in d.files}
     if "dense" in arrays or arrays["coeffs"].size == 0:
-        raise SystemExit(f"{name}: a converted corpus (dense motion, no teacher) cannot be re-taught")
+        raise SystemExit(f"error: {name}: a converted corpus (dense motion, no teacher) cannot be re-taught")
     fo = arrays["frame_offsets"]
     coeffs, landmarks = [], []
     for i, meta in enumerate(metas):
-        c = generate.teach_again(cfg, meta)
+        c, lmk = generate.teach_again(cfg, meta)
         if len(c) != fo[i + 1] - fo[i]:
-            raise SystemExit(f"{name}/{meta['utt_id']}: the teacher gives {len(c)} frames, the shard holds "
+            raise SystemExit(f"error: {name}/{meta['utt_id']}: the teacher gives {len(c)} frames, the shard holds "
                              f"{fo[i + 1] - fo[i]}; was the corpus made at another frame rate?")
         coeffs.append(c.astype(np.float32))
-        landmarks.append(generate._identity(cfg, meta["identity"]).landmarks(c).astype(np.float32))
+        landmarks.append(lmk.astype(np.float32))
     new_c, new_l = np.concatenate(coeffs), np.concatenate(landmarks)
     change = (float(np.abs(new_c - arrays["coeffs"]).max()), float(np.abs(new_l - arrays["landmarks"]).max()) * 1000)
     if write:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     root = Path(args.corpus)
     path = root / "manifest.json"
     if not path.exists():
-        raise SystemExit(f"{path} not found: no corpus there")
+        raise SystemExit(f"error: {path} not found: no corpus there")
     manifest = json.loads(path.read_text())
     cfg = generate.config_of(manifest)
     worst_c = worst_l = 0.0

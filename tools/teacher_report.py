@@ -83,9 +83,9 @@ def recorded_speech(ident, files_per_voice: int) -> dict:
     import glob
     import os
     from hama.asr import ASRModel
-    from core import audio as audio_io
     from core.corpus.engines.recorded import phones_from_spans
     from core.corpus.generate import RECORDED_VOICES, RECORDINGS_ROOT
+    from tools.evaluate_real import loudness, recording     # measured as the real-speech evaluation does
     asr = ASRModel()
     strengths = (1.0, 1.15)
     gaps, voices, seconds = {k: [] for k in strengths}, [], 0.0
@@ -95,8 +95,7 @@ def recorded_speech(ident, files_per_voice: int) -> dict:
             continue
         voices.append(name)
         for f in files[:files_per_voice]:
-            samples = audio_io.normalise_loudness(audio_io.load_audio(f))[: 16000 * 40]
-            spans = asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
+            samples, spans = recording(f, asr)
             if not spans:
                 continue
             duration = len(samples) / 16000
@@ -106,8 +105,7 @@ def recorded_speech(ident, files_per_voice: int) -> dict:
                 c = articulation.articulate(phones, duration, FPS, ident, articulation.Style(jaw_strength=k, lip_strength=k))
                 c = articulation.rest_in_pauses(c, samples, 16000, FPS)
                 gap = lip_aperture.vertical_gap(ident.landmarks(c)) * 1000
-                loud = audio_io.frame_level_db(samples, 16000, FPS, len(gap))
-                gaps[k] += list(gap[loud > np.percentile(loud, 95) - 18.0])   # evaluate_real's speech frames
+                gaps[k] += list(gap[loudness(samples, FPS, len(gap))[2]])
     return {"voices": voices, "seconds": round(seconds, 1),
             "by_strength": {f"{k:g}": {"gap_speech_median_mm": round(float(np.median(g)), 2),
                                        "gap_speech_p95_mm": round(float(np.percentile(g, 95)), 2),

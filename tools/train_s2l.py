@@ -28,7 +28,7 @@ from core import losses, metrics  # noqa: E402
 from core.expression import CODE_DIM, CODE_NAMES  # noqa: E402
 from core.corpus import non_speech  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
-from core.corpus.feature_augment import FeatureAugment, mel_warp_matrix  # noqa: E402
+from core.corpus.feature_augment import FeatureAugment  # noqa: E402
 from core.pipeline import ENCODER_CONFIGS  # noqa: E402
 from core.s2l import S2L, S2LConfig  # noqa: E402
 from core.training import (Budget, Checkpointer, FeatureCache, RunState, add_run_arguments,  # noqa: E402
@@ -229,8 +229,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed * 1000 + state.epoch)
         epoch_losses = []
         for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
-            feats, target, code = augment(feats, target, code, model.feature_mean, model.feature_std, rng,
-                                          bank, mel_warp_matrix)
+            feats, target, code = augment(feats, target, code, model.feature_mean, model.feature_std, rng, bank)
             pred = model(feats, crop, fps, 0.0, code if cfg.condition_dim else None)
             loss, _ = losses.s2l_loss(pred, target, **lambdas)
             optimizer.zero_grad()

@@ -66,11 +66,11 @@ class Utterance:
     @property
     def codes(self) -> np.ndarray:
         """(T, CODE_DIM) emotion and style codes (core.expression); zeros where none were recorded."""
-        from ..expression import CODE_DIM, Expression, Key
+        from ..expression import CODE_DIM, Expression
         keys = self.meta.get("expression")
         if not keys:
             return np.zeros((self.num_frames, CODE_DIM), np.float32)
-        return Expression(tuple(Key(*k) for k in keys)).codes(self.num_frames, self.fps)
+        return Expression.from_rows(keys).codes(self.num_frames, self.fps)
 
     @property
     def neutral(self) -> np.ndarray:

@@ -29,7 +29,7 @@ class FeatureAugment:
     warp: float = 0.0           # 0: off (log-mel features only)
     non_speech: float = 0.0     # share of crops; 0: off
 
-    def __call__(self, feats, target, codes, mean, std, rng: np.random.Generator, bank=None, warp_matrix=None):
+    def __call__(self, feats, target, codes, mean, std, rng: np.random.Generator, bank=None):
         """One batch (B, T_enc, D) features, (B, T, 68, 3) targets, (B, T, C) codes -> augmented."""
         b = len(feats)
         if self.shrink < 1.0:
@@ -40,7 +40,7 @@ class FeatureAugment:
             ramp = torch.linspace(-1.0, 1.0, feats.shape[-1])
             feats = feats + std * (torch.from_numpy(level) + torch.from_numpy(tilt) * ramp)
         if self.warp > 0:
-            feats = torch.stack([f @ warp_matrix(float(a)).T for f, a in
+            feats = torch.stack([f @ mel_warp_matrix(float(a)).T for f, a in
                                  zip(feats, rng.uniform(1 - self.warp, 1 + self.warp, b))])
         if self.non_speech > 0 and bank:
             swap = np.flatnonzero(rng.random(b) < self.non_speech)

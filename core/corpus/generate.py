@@ -260,16 +260,19 @@ def config_of(manifest: dict) -> CorpusConfig:
     return CorpusConfig(**{**c, "engines": tuple(c.get("engines", CorpusConfig.engines))})
 
 
-def teach_again(cfg: CorpusConfig, meta: dict) -> np.ndarray:
-    """(T, K) coefficients of one stored utterance from today's teacher: its phones (already
+def teach_again(cfg: CorpusConfig, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(T, K) coefficients and (T, 68, 3) landmarks of one stored utterance from today's
+    teacher, as make_shard stores them: its phones (already
     stretched by the audio augmentation), style, emotion keys and identity are in its metadata,
     so a changed teacher re-teaches a corpus without synthesising anything again (stored values
     are rounded to 4-5 decimals: today's teacher reproduces the stored coefficients within ~1e-4)."""
     from .engines import Phone
     phones = [Phone(a, b, ipa) for a, b, ipa in meta["phones"]]
-    expr = Expression(tuple(Key(*k) for k in meta["expression"])) if meta.get("expression") else None
-    return articulation.articulate(phones, meta["duration"], meta["fps"], _identity(cfg, meta["identity"]),
-                                   articulation.Style(**meta["style"]), expr)
+    expr = Expression.from_rows(meta["expression"]) if meta.get("expression") else None
+    identity = _identity(cfg, meta["identity"])
+    coeffs = articulation.articulate(phones, meta["duration"], meta["fps"], identity,
+                                     articulation.Style(**meta["style"]), expr)
+    return coeffs, identity.landmarks(coeffs)
 
 
 def existing_shard(cfg: CorpusConfig, k: int):
