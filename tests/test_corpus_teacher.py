@@ -142,6 +142,25 @@ def test_openings_match_the_measured_ranges(identities):
                 assert aperture[_frame(start):_frame(end) + 1].min() < 0.0005, (emotion, style, start)
 
 
+def test_short_vowels_are_compensated_for_undershoot(identities, monkeypatch):
+    """A short vowel between consonants opens wider than fixed dynamics alone would let it, but
+    not beyond the held vowel; a long vowel is left as it was."""
+    from core import lip_aperture
+    ident = identities[0]
+
+    def peak(spec):
+        phones, dur = _phones(spec)
+        return lip_aperture.vertical_gap(ident.landmarks(articulation.articulate(phones, dur, FPS, ident))).max()
+
+    short = [("", 0.3), ("t", 0.06), ("a", 0.06), ("t", 0.06), ("", 0.4)]
+    held = [("", 0.3), ("a", 0.5), ("", 0.5)]
+    compensated, held_gap = peak(short), peak(held)
+    monkeypatch.setattr(articulation, "UNDERSHOOT_CAP", 1.0)
+    assert compensated > 1.15 * peak(short)
+    assert compensated < held_gap
+    assert peak(held) == pytest.approx(held_gap)
+
+
 def test_anticipatory_rounding(identities):
     # "s t u": the lips round during /s t/ before the /u/ starts
     phones, dur = _phones([("", 0.3), ("s", 0.12), ("t", 0.08), ("u", 0.25), ("", 0.4)])

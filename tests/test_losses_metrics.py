@@ -162,3 +162,24 @@ def test_lip_gap_loss_weights_closures_inside_speech_apart_from_long_rests():
     brief = lip_gap_loss(pred, target, closure_weight=2.0, brief_closure_weight=10.0, brief_frames=2)
     # the two seal frames and the rest's last two frames (within 2 frames of the opening) are brief
     assert float(brief) == pytest.approx((8 * 2 + 4 * 10 + 4) / n)
+
+
+def test_lip_gap_seal_term_prices_a_seal_missed_by_more_than_a_frame():
+    """The seal term is zero when the predicted gap reaches the closure within one frame of the
+    target's seal, and grows with how far the nearest predicted gap stays open when it does not."""
+    from core.losses import lip_gap_loss
+    gaps = [4.0, 4.0, 4.0, 0.0, 4.0, 4.0, 4.0]              # one seal frame between open vowels
+    target = torch.zeros(1, len(gaps), 68, 3)
+    target[0, :, 66, 1] = -torch.tensor(gaps)
+    n = len(gaps)
+    late = target.clone()                                    # sealed one frame late: 4 mm off at 3 and 4
+    late[0, 3, 66, 1], late[0, 4, 66, 1] = -4.0, 0.0
+    base = float(lip_gap_loss(late, target, closure_weight=1.0))
+    assert base == pytest.approx(2 * 16 / n)
+    assert float(lip_gap_loss(late, target, closure_weight=1.0, seal_weight=50.0)) == pytest.approx(base)
+    hedged = target.clone()                                  # never sealed: 2 mm open around the seal
+    hedged[0, 2:5, 66, 1] = -2.0
+    base = float(lip_gap_loss(hedged, target, closure_weight=1.0))
+    assert base == pytest.approx((4 + 4 + 4) / n)
+    # the seal frame's nearest predicted gap (frames 2-4) is 2 mm: 50 * 2^2 on one of n frames
+    assert float(lip_gap_loss(hedged, target, closure_weight=1.0, seal_weight=50.0)) == pytest.approx(base + 50 * 4 / n)

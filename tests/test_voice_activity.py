@@ -112,5 +112,7 @@ def test_the_animator_closes_the_mouth_in_audible_pauses(speech16k, topology):
     assert inside.sum() >= 10
     from core import lip_aperture
     assert lip_aperture.vertical_gap(track[inside]).max() < 1e-6        # no opening (pressed lips may stay)
-    assert lip_aperture.vertical_gap(raw[inside]).max() > 1e-4           # which S2L alone left
+    # which S2L alone left (how much depends on the weights: 0.09 mm for today's hama)
+    assert lip_aperture.vertical_gap(raw[inside]).max() > 2e-5
+    assert np.abs(track[inside] - raw[inside]).max() > 2e-5
     np.testing.assert_array_equal(track[job.pause == 0], raw[job.pause == 0])

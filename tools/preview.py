@@ -50,8 +50,8 @@ def parser():
     ap.add_argument("--framing", choices=["face", "head"], default="face",
                     help="face: brows to chin fill the view (default); head: the whole head")
     ap.add_argument("--closeups", action="store_true",
-                    help="also <name>_mouth.png and <name>_eyes.png: close-up sheets of the sheet's frames "
-                         "(fast engine)")
+                    help="also <name>_mouth.png and <name>_eyes.png: close-up sheets of the sheet's frames, "
+                         "one of them swapped for the widest opening / the deepest blink (fast engine)")
     ap.add_argument("--height", type=int, default=360, help="video height in pixels (default 360)")
     ap.add_argument("--frames", default="", help="limit to FIRST:LAST (scene frames)")
     ap.add_argument("--engine", choices=["fast", "workbench", "eevee"], default="fast",
@@ -343,6 +343,14 @@ def evaluated_vertices(scene, obj, frame: int, depsgraph):
     return co.reshape(-1, 3).astype(np.float64)
 
 
+def _swap_in(picked: list, frame: int) -> list:
+    """``picked`` with the pick nearest ``frame`` replaced by it (unless it is already there)."""
+    if frame in picked:
+        return picked
+    nearest = min(range(len(picked)), key=lambda i: abs(picked[i] - frame))
+    return sorted(picked[:nearest] + [frame] + picked[nearest + 1:])
+
+
 def with_deepest_blink(scene, obj, first: int, last: int, picked: list) -> list:
     """``picked`` with the pick nearest the frame whose eyelids are most closed replaced by it."""
     import bpy
@@ -354,11 +362,19 @@ def with_deepest_blink(scene, obj, first: int, last: int, picked: list) -> list:
         lmk = flame.landmarks(evaluated_vertices(scene, obj, frame, depsgraph))
         # upper-lid landmarks 37, 38 / 43, 44 over lower-lid 41, 40 / 47, 46 (iBUG-68)
         openness.append(np.linalg.norm(lmk[[37, 38, 43, 44]] - lmk[[41, 40, 47, 46]], axis=1).mean())
-    deepest = first + int(np.argmin(openness))
-    if deepest in picked:
-        return picked
-    nearest = min(range(len(picked)), key=lambda i: abs(picked[i] - deepest))
-    return sorted(picked[:nearest] + [deepest] + picked[nearest + 1:])
+    return _swap_in(picked, first + int(np.argmin(openness)))
+
+
+def with_widest_opening(scene, obj, first: int, last: int, picked: list) -> list:
+    """``picked`` with the pick nearest the frame whose lips are furthest apart replaced by it."""
+    import bpy
+    import numpy as np
+    from core import lip_aperture
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    # the mesh's true aperture: independent of how the head is placed in its object space
+    widest = [float(lip_aperture.aperture(evaluated_vertices(scene, obj, frame, depsgraph)))
+              for frame in range(first, last + 1)]
+    return _swap_in(picked, first + int(np.argmax(widest)))
 
 
 def sheet_picks(total: int, count: int) -> list:
@@ -743,12 +759,13 @@ def main(argv=None) -> int:
         contact_sheet(frames, list(range(first, last + 1)), sheet, args.sheet, args.sheet_columns)
         print(f"wrote {sheet}")
         if args.closeups:
-            picked = [first + i for i in sheet_picks(last - first + 1, args.sheet)]
+            even = [first + i for i in sheet_picks(last - first + 1, args.sheet)]
             for region, profile in (("mouth", True), ("eyes", False)):
                 sub = os.path.join(folder, region)
                 os.makedirs(sub)
-                if region == "eyes":       # evenly spaced frames rarely catch a blink: show the deepest one
-                    picked = with_deepest_blink(scene, obj, first, last, picked)
+                # evenly spaced frames rarely catch an open vowel's peak or a blink: show the extreme one
+                extreme = with_widest_opening if region == "mouth" else with_deepest_blink
+                picked = extreme(scene, obj, first, last, even)
                 shots, _ = render_frames_fast(scene, obj, first, last, sub, profile, args.height, region, only=picked)
                 out_png = os.path.join(out_dir, f"{name}_{region}.png")
                 contact_sheet(shots, picked, out_png, len(shots), args.sheet_columns)

@@ -138,6 +138,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gap-brief-closure-weight", type=float,
                     help="lip-gap term: weight of closures inside speech (closed target frames within 5 frames of "
                          "a target gap over 2 mm: the p/b/m seals); default: --gap-closure-weight")
+    ap.add_argument("--gap-seal-weight", type=float, default=0.0,
+                    help="lip-gap term: weight of the seal term (a p/b/m seal the prediction does not reach within "
+                         "one frame of it; core.losses.lip_gap_loss)")
     ap.add_argument("--gap-open-weight", type=float, default=1.0,
                     help="lip-gap term: weight of frames whose target gap is over --gap-open-above "
                          "(the open vowels' peaks, which a BiLSTM flattens on unfamiliar voices)")
@@ -204,7 +207,8 @@ def main(argv=None) -> int:
     gap_weights = {"closure_weight": args.gap_closure_weight, "open_weight": args.gap_open_weight,
                    "open_above": args.gap_open_above,
                    **({"brief_closure_weight": args.gap_brief_closure_weight}
-                      if args.gap_brief_closure_weight is not None else {})}
+                      if args.gap_brief_closure_weight is not None else {}),
+                   **({"seal_weight": args.gap_seal_weight} if args.gap_seal_weight else {})}
     lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss, "gap_weights": gap_weights,
                **({"cosine": 0.0} if args.no_cosine else {})}
     augment = FeatureAugment(args.feature_shrink, args.feature_tilt, args.feature_warp, args.non_speech)

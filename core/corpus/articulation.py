@@ -9,6 +9,9 @@
    leading tails (anticipatory rounding); velars and alveolars have weak lip dominance, so the
    lips take their neighbours' shape; pauses dominate more the longer they are, so silence
    relaxes to rest.
+   Vowels' jaw and lip-parting targets scale with their duration twice: relative to the
+   utterance's median (prominence: stressed vowels are longer and open wider) and absolutely
+   (undershoot compensation: a short vowel's target is raised, as talkers move faster then).
 3. Second-order dynamics: a critically damped second-order low-pass run forwards and backwards
    (no lag) smooths every trajectory, like the inertia of jaw and lips.
 4. Lip contact (kappa): bilabials (p b m) get a contact plateau from their start to their
@@ -42,6 +45,12 @@ LIP_TAU_AFTER = 0.05
 MAX_JAW, MAX_LIP = 1.1, 1.2
 PROMINENCE_EXPONENT = 0.3      # opening ~ (vowel duration / utterance median) ** 0.3 ...
 PROMINENCE_RANGE = (0.85, 1.15)  # ... within these bounds
+# Speakers keep short vowels' openings by moving faster; the fixed dynamics here do not, so a
+# vowel shorter than the reference gets its jaw and lip-parting target raised by
+# (reference / duration) ** exponent, at most the cap (docs/corpus.md, "undershoot").
+UNDERSHOOT_REFERENCE_S = 0.12
+UNDERSHOOT_EXPONENT = 0.5
+UNDERSHOOT_CAP = 1.3
 
 #            jaw   round prot  spread uraise tuck  press open   jaw_dom lip_dom lip_tau_before
 _TABLE = {
@@ -145,12 +154,20 @@ def _prominence(segments) -> list:
             if s.viseme in VOWEL_VISEMES else 1.0 for s in segments]
 
 
+def _undershoot_compensation(segments) -> list:
+    """Per-segment target gain for short vowels: real talkers raise their articulators' speed
+    when a vowel is short, so its opening falls short of the held target far less than a model
+    with fixed dynamics and dominance blending predicts."""
+    return [float(np.clip((UNDERSHOOT_REFERENCE_S / max(s.end - s.start, 1e-3)) ** UNDERSHOOT_EXPONENT,
+                          1.0, UNDERSHOOT_CAP)) if s.viseme in VOWEL_VISEMES else 1.0 for s in segments]
+
+
 def parameter_tracks(segments, duration: float, style: Style = Style(), fs: float = GRID_HZ):
     """(N, len(PARAMS)) parameters and (N,) lip contact kappa on a grid of ``fs`` Hz, and the grid."""
     t = np.arange(int(np.ceil(duration * fs)) + 1) / fs
     num = np.zeros((len(t), len(PARAMS)))
     den = np.full((len(t), len(PARAMS)), 1e-3)   # a faint pull to rest everywhere
-    prominence = _prominence(segments)
+    prominence = np.multiply(_prominence(segments), _undershoot_compensation(segments))
     for s, prom in zip(segments, prominence):
         target, jaw_dom, lip_dom, tau_before = _TABLE[s.viseme]
         target = np.array(target, float)
