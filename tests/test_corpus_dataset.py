@@ -126,6 +126,41 @@ def test_catalogue_size_and_espeak_voices_exist():
             assert voice_exists(v.spec.name), v.spec.name
 
 
+def test_extra_real_voices_come_in_their_own_shards(tiny, tmp_path):
+    """--extra-real-hours appends real_NNNNN shards of the extra real voices, labelled from hama's
+    phones; the main shards stay byte-identical (the extra voices never join their draw)."""
+    import soundfile as sf
+    from core.audio import load_audio
+    speech = load_audio(ROOT / "core" / "assets" / "audio" / "sample_speech.wav")
+    root = tmp_path / "sound"                     # laid out like fillets-ng's <level>/<lang>/<level>-m-*.ogg
+    for i in range(3):
+        (root / f"lvl{i}" / "cs").mkdir(parents=True)
+        sf.write(root / f"lvl{i}" / "cs" / f"lvl{i}-m-line.ogg", speech[i * 40000:(i + 1) * 40000], 16000,
+                 format="OGG", subtype="VORBIS")
+    cfg = generate.CorpusConfig(out=str(tmp_path / "c"), hours=0.012, seed=3, shard_seconds=10.0, engines=("espeak",),
+                                extra_real_hours=0.004, extra_real_root=str(root))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_corpus
+    manifest = make_corpus.run(cfg, workers=1, log=lambda m: None)
+    main = json.loads((tiny / "manifest.json").read_text())["shards"]
+    assert manifest["shards"][:len(main)] == main and manifest["shards"][len(main):] == ["real_00000", "real_00001"]
+    for name in main:
+        a, b = np.load(tiny / "shards" / f"{name}.npz"), np.load(tmp_path / "c" / "shards" / f"{name}.npz")
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k])
+    extra = [v for v in manifest["voices"] if v["name"].startswith("fillets_")]
+    assert [v["name"] for v in extra] == ["fillets_cs_f"] and extra[0]["split"] == "train"   # only voices with files
+    utts = list(Corpus(tmp_path / "c").utterances(shards=["real_00000"]))
+    assert utts and all(u.meta["voice_id"] == "recorded:fillets_cs_f" and u.meta["utt_id"].startswith("r00000_")
+                        for u in utts)
+    assert any(ipa for u in utts for _, _, ipa in u.meta["phones"])    # the recogniser's phones drive the teacher
+    assert max(float(np.abs(u.landmark_disp).max()) for u in utts) > 1e-3
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "make_corpus.py"), "--out", str(tmp_path / "d"),
+                        "--hours", "0.001", "--shard-seconds", "5", "--engines", "espeak", "--extra-real-hours", "0.1",
+                        "--extra-real-root", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "error: --extra-real-hours: no recordings" in r.stderr
+
+
 def test_make_corpus_cli_tiny(tmp_path):
     out = tmp_path / "c"
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "make_corpus.py"), "--out", str(out), "--hours", "0.003",

@@ -290,7 +290,9 @@ def main(argv=None) -> int:
               "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
     md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
           "none of these voices is in the training corpus"
-          + ("; none was used to choose a training recipe or a candidate either" if args.set == "confirm" else "")
+          + ("; no training recipe was tuned on them: only a round's finalists are measured here "
+             "(`docs/eval/candidates/README.md` says which choices between finalists these figures informed)"
+             if args.set == "confirm" else "")
           + ". Written by `tools/evaluate_real.py`; every figure "
           f"below is in `{args.name}.json` beside this file.", ""]
     # recognised once per recording: every encoder is judged on the same p/b/m

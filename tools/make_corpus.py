@@ -13,6 +13,7 @@ per-voice / language / engine / split statistics. Needs the TTS engines: tools/s
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 import time
@@ -27,6 +28,24 @@ from core.corpus import generate  # noqa: E402
 def _fmt(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
+
+
+def _collect(futures: dict, done: dict, report) -> None:
+    """Wait for a shard in flight to finish; record and report every one that has."""
+    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+    for f in finished:
+        k, s = f.result()
+        del futures[f]
+        done[k] = s
+        report(k, s)
+
+
+def _drop_past(out: Path, kind: str, n: int) -> None:
+    """Shards of ``kind`` past the prefix that reaches the target are not part of this corpus."""
+    for stem in sorted((out / "shards").glob(f"{kind}_*.npz")):
+        if int(stem.stem.split("_")[1]) >= n:
+            stem.unlink()
+            stem.with_suffix(".json").unlink(missing_ok=True)
 
 
 def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
@@ -96,22 +115,17 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
                 more = total + len(futures) * cfg.shard_seconds < target
             if not futures:
                 break
-            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for f in finished:
-                k, s = f.result()
-                del futures[f]
-                done[k] = s
-                report(k, s)
+            _collect(futures, done, report)
     n, total = prefix()
-    # shards past the prefix that reaches the target are not part of this corpus
-    for stem in sorted((out / "shards").glob("shard_*.npz")):
-        idx = int(stem.stem.split("_")[1])
-        if idx >= n:
-            stem.unlink()
-            stem.with_suffix(".json").unlink(missing_ok=True)
+    _drop_past(out, "shard", n)
     names = [f"shard_{i:05d}" for i in range(n)]
+    if cfg.extra_real_hours > 0:
+        names += run_extra(cfg, voices, workers, prepared, log)
     wall = time.time() - t0
+    old = out / "manifest.json"        # a re-teaching record stays true of the shards it re-taught
+    kept = {k: v for k, v in json.loads(old.read_text()).items() if k == "retaught"} if old.exists() else {}
     manifest = generate.write_manifest(cfg, voices, names, extra={
+        **kept,
         "generation": {"wall_seconds_this_run": round(wall, 1),
                        "compute_seconds_this_run": round(compute, 1),
                        "audio_seconds_this_run": round(made_seconds, 1),
@@ -120,6 +134,42 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
     log(f"done: {st['hours']:.3f} h, {st['utterances']} utterances, {st['num_voices']} voices, "
         f"{st['num_languages']} languages -> {out / 'manifest.json'}")
     return manifest
+
+
+def run_extra(cfg: generate.CorpusConfig, voices: list, workers: int, prepared, log) -> list:
+    """The extra real-voice shards (real_00000, ...) until they hold cfg.extra_real_hours;
+    finished ones are kept, as for the main shards. Returns their names."""
+    if not any(v.extra for v in voices):
+        raise SystemExit(f"error: --extra-real-hours: no recordings of {[n for n, _, _ in generate.EXTRA_REAL_VOICES]} "
+                         f"under {cfg.extra_real_root} (bash tools/setup_corpus.sh --recorded installs them)")
+    target = cfg.extra_real_hours * 3600
+    done = {}
+
+    def total():          # audio in the unbroken prefix real_00000 .. real_{n-1}
+        t, n = 0.0, 0
+        while n in done and t < target:
+            t, n = t + done[n]["seconds"], n + 1
+        return t, n
+
+    j = 0
+    while (s := generate.existing_shard(cfg, j, "real")) is not None:
+        done[j] = s
+        j += 1
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = {}
+        while True:
+            while total()[0] + len(futures) * cfg.shard_seconds < target and len(futures) < max(1, workers):
+                futures[pool.submit(generate.run_extra_shard_isolated, cfg, voices, j, prepared)] = j
+                j += 1
+            if not futures:
+                break
+            _collect(futures, done, lambda k, s: log(
+                f"extra real voices: {total()[0] / 3600:.3f}/{cfg.extra_real_hours:.3f} h  shard real_{k:05d} "
+                f"{s['voice']} {s['seconds']:.0f}s audio in {s['compute_seconds']:.1f}s"))
+    n = total()[1]
+    _drop_past(Path(cfg.out), "real", n)
+    return [f"real_{i:05d}" for i in range(n)]
 
 
 def main(argv=None):
@@ -134,13 +184,18 @@ def main(argv=None):
                     help="comma list (default all five; recorded = real voices from --recordings)")
     ap.add_argument("--recordings", default=generate.RECORDINGS_ROOT,
                     help="folder of recorded voices, one subfolder each (default: Debian's asterisk sounds)")
+    ap.add_argument("--extra-real-hours", type=float, default=0.0,
+                    help="also this many hours of more real voices (Fish Fillets NG's Czech and Dutch "
+                         "actors; core.corpus.generate.EXTRA_REAL_VOICES) in extra shards real_NNNNN")
+    ap.add_argument("--extra-real-root", default=generate.EXTRA_REAL_ROOT, help="where those recordings are")
     ap.add_argument("--no-augment", action="store_true", help="clean audio only")
     ap.add_argument("--report", metavar="PATH", help="also write the corpus statistics as Markdown to PATH")
     ap.add_argument("--report-only", action="store_true", help="only write --report from an existing corpus")
     a = ap.parse_args(argv)
     cfg = generate.CorpusConfig(out=a.out, hours=a.hours, seed=a.seed, fps=a.fps, shard_seconds=a.shard_seconds,
                                 engines=tuple(e.strip() for e in a.engines.split(",") if e.strip()),
-                                recordings_root=a.recordings,
+                                recordings_root=a.recordings, extra_real_hours=a.extra_real_hours,
+                                extra_real_root=a.extra_real_root,
                                 augment=not a.no_augment)
     if not a.report_only:
         run(cfg, workers=a.workers)

@@ -5,7 +5,8 @@
 # `make corpus` and `make test` call it, `make demo` does not.
 #   bash tools/setup_corpus.sh             TTS engines, voices, texts (what the tests need)
 #   bash tools/setup_corpus.sh --recorded  also the real voices the corpus and tools/evaluate_real.py
-#                                          use (asterisk prompts, pocketsphinx and codec2 samples)
+#                                          use (asterisk prompts, Fish Fillets NG's dialogues,
+#                                          pocketsphinx and codec2 samples)
 set -euo pipefail
 
 PACKAGES=(
@@ -20,6 +21,7 @@ if [ "${1:-}" = "--recorded" ]; then
   PACKAGES+=(
     asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav   # human voices
     asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-prompt-it-menardi-wav  # (engines/recorded.py)
+    fillets-ng-data-cs fillets-ng-data-nl       # more real voices: Czech and Dutch actors (--extra-real-hours)
     pocketsphinx-testdata codec2-examples       # real recordings of unseen talkers (tools/evaluate_real.py)
     asterisk-prompt-es-co asterisk-prompt-fr-armelle  # its confirmation set (--set confirm)
   )

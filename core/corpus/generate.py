@@ -53,6 +53,14 @@ RECORDINGS_ROOT = "/usr/share/asterisk/sounds"
 RECORDED_VOICES = (("en_US_f_Allison", "en", "train"), ("es_MX_f_Allison", "es", "train"),
                    ("it_IT_f_Menardi", "it", "train"), ("ru_RU_f_IvrvoiceRU", "ru", "train"),
                    ("fr_CA_f_June", "fr", "test"), ("it_IT_m_Carlo", "it", "test"))
+# More real voices, added as extra shards after the main ones (CorpusConfig.extra_real_hours):
+# the spoken dialogues of the game Fish Fillets NG (Debian's fillets-ng-data-cs / -nl, 22 kHz
+# studio recordings of voice actors). Per language one actress (the small fish, files
+# "<level>-m-*") and one actor (the big fish, "<level>-v-*"): the first male training voices
+# among the real ones. (name, language, glob under EXTRA_REAL_ROOT.)
+EXTRA_REAL_ROOT = "/usr/share/games/fillets-ng/sound"
+EXTRA_REAL_VOICES = (("fillets_cs_f", "cs", "**/cs/*-m-*.ogg"), ("fillets_cs_m", "cs", "**/cs/*-v-*.ogg"),
+                     ("fillets_nl_f", "nl", "**/nl/*-m-*.ogg"), ("fillets_nl_m", "nl", "**/nl/*-v-*.ogg"))
 SPLIT_SHARE = {"train": 0.80, "val": 0.05, "test": 0.08, "test_language": 0.07}
 ENGINE_SHARE = {"espeak": 0.58, "flite": 0.12, "festival": 0.12, "kokoro": 0.06, "recorded": 0.12}
 IDENTITIES_BY_SPLIT = {"train": list(range(9)), "val": [9], "test": [10, 11], "test_language": [10, 11]}
@@ -69,6 +77,8 @@ class CorpusConfig:
     recordings_root: str = RECORDINGS_ROOT
     augment: bool = True
     max_utterance_seconds: float = 12.0
+    extra_real_hours: float = 0.0          # hours of EXTRA_REAL_VOICES in extra shards (real_NNNNN)
+    extra_real_root: str = EXTRA_REAL_ROOT
 
 
 @dataclass
@@ -77,6 +87,7 @@ class VoiceEntry:
     split: str
     identity: int
     style: dict = field(default_factory=dict)
+    extra: bool = False        # an EXTRA_REAL_VOICES voice: speaks in the extra shards only
 
     @property
     def voice_id(self):
@@ -91,13 +102,13 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
     rng = np.random.default_rng([cfg.seed, 1])
     voices = []
 
-    def add(spec, split):
+    def add(spec, split, extra=False):
         ids = IDENTITIES_BY_SPLIT[split]
         r = np.random.default_rng([cfg.seed, 2, _h(spec.voice_id)])
         # the voice's own habits: small, unobserved (the big, controllable variation is the style code)
         style = articulation.Style(jaw_strength=float(r.uniform(0.9, 1.1)), lip_strength=float(r.uniform(0.9, 1.1)),
                                    smooth_hz=float(r.uniform(10.0, 14.0)), round_bias=float(r.normal(0, 0.05)))
-        voices.append(VoiceEntry(spec, split, ids[_h(cfg.seed, spec.voice_id) % len(ids)], asdict(style)))
+        voices.append(VoiceEntry(spec, split, ids[_h(cfg.seed, spec.voice_id) % len(ids)], asdict(style), extra))
 
     if "espeak" in cfg.engines:
         for ename, (lang, count) in ESPEAK_LANGUAGES.items():
@@ -123,12 +134,18 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
         for name, lang, split in RECORDED_VOICES:
             if (Path(cfg.recordings_root) / name).is_dir():   # a voice whose package is missing is left out
                 add(VoiceSpec("recorded", name, lang), split)
+    if cfg.extra_real_hours > 0:       # appended last: the main shards' voices are unchanged
+        for name, lang, pattern in EXTRA_REAL_VOICES:
+            from .engines.recorded import voice_files
+            if voice_files(cfg.extra_real_root, pattern):
+                add(VoiceSpec("recorded", name, lang), "train", extra=True)
     return voices
 
 
 def pick_voice(cfg: CorpusConfig, voices: list, k: int) -> VoiceEntry:
     """The voice of shard k: split by SPLIT_SHARE, then engine by ENGINE_SHARE, then uniform."""
     rng = np.random.default_rng([cfg.seed, 3, k])
+    voices = [v for v in voices if not v.extra]
     splits = [s for s in SPLIT_SHARE if any(v.split == s for v in voices)]
     p = np.array([SPLIT_SHARE[s] for s in splits])
     split = splits[rng.choice(len(splits), p=p / p.sum())]
@@ -142,7 +159,11 @@ def pick_voice(cfg: CorpusConfig, voices: list, k: int) -> VoiceEntry:
 def sentence_pool(voice: VoiceEntry, cfg: CorpusConfig | None = None) -> tuple:
     if voice.spec.engine == "recorded":   # a recorded voice's "sentences" are its own files
         from .engines.recorded import voice_files
-        return tuple(voice_files(str(Path((cfg or CorpusConfig()).recordings_root) / voice.spec.name)))
+        cfg = cfg or CorpusConfig()
+        extra = {name: pattern for name, _, pattern in EXTRA_REAL_VOICES}
+        if voice.extra:
+            return tuple(voice_files(cfg.extra_real_root, extra[voice.spec.name]))
+        return tuple(voice_files(str(Path(cfg.recordings_root) / voice.spec.name)))
     if voice.split == "test_language":
         return texts.load_sentences(voice.spec.language)
     return texts.sentences_for(voice.spec.language, voice.split)
@@ -200,11 +221,27 @@ def run_shard_isolated(cfg: CorpusConfig, voices: list, k: int, prepared=None) -
     return k, make_shard(cfg, voices, k)
 
 
+def run_extra_shard_isolated(cfg: CorpusConfig, voices: list, j: int, prepared=None) -> tuple:
+    """run_shard_isolated for extra real-voice shard j."""
+    if prepared is not None:
+        _CACHE[("ids", cfg.seed)] = prepared
+    return j, make_extra_shard(cfg, voices, j)
+
+
 def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
     """Synthesize, augment and animate shard k; write it under cfg.out/shards. Returns a summary."""
+    return _make_shard(cfg, pick_voice(cfg, voices, k), k, f"shard_{k:05d}", f"s{k:05d}", (4, 5))
+
+
+def make_extra_shard(cfg: CorpusConfig, voices: list, j: int) -> dict:
+    """Extra shard j (``real_NNNNN``): the EXTRA_REAL_VOICES in turn."""
+    extras = [v for v in voices if v.extra]
+    return _make_shard(cfg, extras[j % len(extras)], j, f"real_{j:05d}", f"r{j:05d}", (6, 7))
+
+
+def _make_shard(cfg: CorpusConfig, voice: VoiceEntry, k: int, stem: str, utt_prefix: str, streams: tuple) -> dict:
     t0 = time.time()
-    voice = pick_voice(cfg, voices, k)
-    rng = np.random.default_rng([cfg.seed, 4, k])
+    rng = np.random.default_rng([cfg.seed, streams[0], k])
     engine = get_engine(voice.spec.engine)
     pool = sentence_pool(voice, cfg)
     identity = _identity(cfg, voice.identity)
@@ -227,12 +264,12 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
             t2 = time.time()
             style = articulation.Style.random(rng, articulation.Style(**voice.style))
             # its own generator: drawing the expression never changes which sentences and audio come next
-            expr = random_expression(np.random.default_rng([cfg.seed, 5, k, len(items)]), duration)
+            expr = random_expression(np.random.default_rng([cfg.seed, streams[1], k, len(items)]), duration)
             coeffs = articulation.articulate(phones, duration, cfg.fps, identity, style, expr)
             t3 = time.time()
             sid = texts.sentence_id(voice.spec.language, syn.text if voice.spec.engine == "recorded" else text)
             meta = {
-                "utt_id": f"s{k:05d}_{len(items):03d}", "voice_id": voice.voice_id, "engine": voice.spec.engine,
+                "utt_id": f"{utt_prefix}_{len(items):03d}", "voice_id": voice.voice_id, "engine": voice.spec.engine,
                 "language": voice.spec.language, "sentence_id": sid, "text": syn.text if voice.spec.engine == "recorded" else text, "split": voice.split,
                 "identity": voice.identity, "identity_name": names[voice.identity],
                 "duration": round(duration, 5), "num_frames": int(len(coeffs)), "fps": cfg.fps,
@@ -249,7 +286,7 @@ def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
                 break
     shard_dir = Path(cfg.out) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    summary = write_shard(shard_dir / f"shard_{k:05d}", items)
+    summary = write_shard(shard_dir / stem, items)
     summary.update(voice=voice.voice_id, split=voice.split, compute_seconds=round(time.time() - t0, 3))
     return summary
 
@@ -275,8 +312,8 @@ def teach_again(cfg: CorpusConfig, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     return coeffs, identity.landmarks(coeffs)
 
 
-def existing_shard(cfg: CorpusConfig, k: int):
-    stem = Path(cfg.out) / "shards" / f"shard_{k:05d}"
+def existing_shard(cfg: CorpusConfig, k: int, kind: str = "shard"):
+    stem = Path(cfg.out) / "shards" / f"{kind}_{k:05d}"
     if not stem.with_suffix(".npz").exists() or not stem.with_suffix(".json").exists():
         return None
     metas = json.loads(stem.with_suffix(".json").read_text())

@@ -79,7 +79,10 @@ def cut_at_silence(phones: list, samples: np.ndarray) -> list:
     return tidy_phones(out, len(samples) / SAMPLE_RATE)
 
 
-def voice_files(root: str) -> list:
-    """The recordings of one voice folder (WAV/FLAC, recursively), in a stable order."""
-    base = Path(root)
-    return sorted(str(p) for p in base.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def voice_files(root: str, pattern: str = "**/*") -> list:
+    """The recordings of one voice (WAV/FLAC/Ogg under ``root`` matching ``pattern``; default:
+    the whole folder, recursively), in a stable order."""
+    return sorted(str(p) for p in Path(root).glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
