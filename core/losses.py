@@ -94,11 +94,11 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     closed = (gap_t < closed_below).to(pred.dtype)
     w = 1.0 + (closure_weight - 1.0) * closed + (open_weight - 1.0) * (gap_t > open_above).to(pred.dtype)
     pool = torch.nn.functional.max_pool1d
-    brief = None
-    if seal_weight or (brief_closure_weight is not None and brief_closure_weight != closure_weight):
+    reweight = brief_closure_weight is not None and brief_closure_weight != closure_weight
+    if seal_weight or reweight:
         around = pool(gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * brief_frames + 1, stride=1, padding=brief_frames)
         brief = closed * (around.reshape(gap_t.shape) > brief_open_above).to(pred.dtype)
-    if brief_closure_weight is not None and brief_closure_weight != closure_weight:
+    if reweight:
         w = w + (brief_closure_weight - closure_weight) * brief
     loss = (w * (gap_p - gap_t) ** 2).mean()
     if seal_weight:

@@ -30,34 +30,15 @@ def _fmt(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
 
 
-def _collect(futures: dict, done: dict, report) -> None:
-    """Wait for a shard in flight to finish; record and report every one that has."""
-    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-    for f in finished:
-        k, s = f.result()
-        del futures[f]
-        done[k] = s
-        report(k, s)
-
-
-def _drop_past(out: Path, kind: str, n: int) -> None:
-    """Shards of ``kind`` past the prefix that reaches the target are not part of this corpus."""
-    for stem in sorted((out / "shards").glob(f"{kind}_*.npz")):
-        if int(stem.stem.split("_")[1]) >= n:
-            stem.unlink()
-            stem.with_suffix(".json").unlink(missing_ok=True)
-
-
-def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
-    log = log or (lambda msg: print(msg, flush=True))
-    out = Path(cfg.out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    voices = generate.voice_catalogue(cfg)
-    generate.identity_table(cfg).save(out / "identities.npz")
-    target = cfg.hours * 3600
+def fill(cfg: generate.CorpusConfig, kind: str, target: float, workers: int, voices: list, prepared,
+         report, log) -> int:
+    """Make shards ``kind``_00000, 00001, ... in index order (finished ones are kept) until an
+    unbroken prefix of them holds ``target`` seconds of audio; remove the ones past it (made by
+    parallel workers). ``report(k, summary, prefix_seconds)`` follows each shard. Returns the
+    prefix's length."""
     done = {}
     k = 0
-    while (s := generate.existing_shard(cfg, k)) is not None:
+    while (s := generate.existing_shard(cfg, k, kind)) is not None:
         done[k] = s
         k += 1
 
@@ -68,19 +49,55 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
             n += 1
         return n, total
 
-    n, total = prefix()
     if done:
-        log(f"resuming: {len(done)} finished shards, {total / 3600:.3f} h")
-    t0 = time.time()
-    made_seconds = 0.0
-    compute = 0.0
-    next_k = 0
+        log(f"resuming: {len(done)} finished shards ({kind}_*), {prefix()[1] / 3600:.3f} h")
+    # one fresh process per shard (forkserver: clean, fast): see generate.run_shard_isolated
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["core.corpus.generate"])
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
+        futures = {}
+        while True:
+            # stop submitting once what is finished plus what is in flight reaches the target
+            while prefix()[1] + len(futures) * cfg.shard_seconds < target and len(futures) < max(1, workers):
+                futures[pool.submit(generate.run_shard_isolated, cfg, voices, k, prepared, kind)] = k
+                k += 1
+            if not futures:
+                break
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for f in finished:
+                j, s = f.result()
+                del futures[f]
+                done[j] = s
+                report(j, s, prefix()[1])
+    n = prefix()[0]
+    for stem in sorted((Path(cfg.out) / "shards").glob(f"{kind}_*.npz")):
+        if int(stem.stem.split("_")[1]) >= n:
+            stem.unlink()
+            stem.with_suffix(".json").unlink(missing_ok=True)
+    return n
 
-    def report(k, s):
+
+def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
+    log = log or (lambda msg: print(msg, flush=True))
+    out = Path(cfg.out)
+    voices = generate.voice_catalogue(cfg)
+    if cfg.extra_real_hours > 0 and not any(v.extra for v in voices):   # before hours of main shards
+        raise SystemExit(f"error: --extra-real-hours: no recordings of {[n for n, _, _ in generate.EXTRA_REAL_VOICES]} "
+                         f"under {cfg.extra_real_root} (bash tools/setup_corpus.sh --recorded installs them)")
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    generate.identity_table(cfg).save(out / "identities.npz")
+    prepared = generate.prepared_identities(cfg)
+    t0 = time.time()
+    made_seconds = compute = 0.0
+
+    def made(s):
         nonlocal made_seconds, compute
         made_seconds += s["seconds"]
         compute += s["compute_seconds"]
-        n, total = prefix()
+
+    def report(k, s, total):
+        made(s)
+        target = cfg.hours * 3600
         frac = min(total / target, 1.0) if target > 0 else 1.0
         el = time.time() - t0
         eta = el / max(made_seconds, 1e-9) * max(target - total, 0)
@@ -89,38 +106,16 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
             f"eta {_fmt(eta)}  shard {k:05d} {s['voice']} ({s['split']}) {s['seconds']:.0f}s audio "
             f"in {s['compute_seconds']:.1f}s")
 
-    def pending():
-        nonlocal next_k
-        while next_k in done:
-            next_k += 1
-        n, total = prefix()
-        return total < target, next_k
+    def report_extra(k, s, total):
+        made(s)
+        log(f"extra real voices: {total / 3600:.3f}/{cfg.extra_real_hours:.3f} h  shard real_{k:05d} "
+            f"{s['voice']} {s['seconds']:.0f}s audio in {s['compute_seconds']:.1f}s")
 
-    # one fresh process per shard (forkserver: clean, fast): see generate.run_shard_isolated
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["core.corpus.generate"])
-    prepared = generate.prepared_identities(cfg)
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = {}
-        while True:
-            more, _ = pending()
-            while more and len(futures) < max(1, workers):
-                k = next_k
-                futures[pool.submit(generate.run_shard_isolated, cfg, voices, k, prepared)] = k
-                next_k += 1
-                while next_k in done:
-                    next_k += 1
-                # stop submitting once what is finished plus what is in flight reaches the target
-                n, total = prefix()
-                more = total + len(futures) * cfg.shard_seconds < target
-            if not futures:
-                break
-            _collect(futures, done, report)
-    n, total = prefix()
-    _drop_past(out, "shard", n)
-    names = [f"shard_{i:05d}" for i in range(n)]
+    names = [f"shard_{i:05d}" for i in range(fill(cfg, "shard", cfg.hours * 3600, workers, voices, prepared,
+                                                   report, log))]
     if cfg.extra_real_hours > 0:
-        names += run_extra(cfg, voices, workers, prepared, log)
+        names += [f"real_{i:05d}" for i in range(fill(cfg, "real", cfg.extra_real_hours * 3600, workers, voices,
+                                                       prepared, report_extra, log))]
     wall = time.time() - t0
     old = out / "manifest.json"        # a re-teaching record stays true of the shards it re-taught
     kept = {k: v for k, v in json.loads(old.read_text()).items() if k == "retaught"} if old.exists() else {}
@@ -134,42 +129,6 @@ def run(cfg: generate.CorpusConfig, workers: int = 1, log=None) -> dict:
     log(f"done: {st['hours']:.3f} h, {st['utterances']} utterances, {st['num_voices']} voices, "
         f"{st['num_languages']} languages -> {out / 'manifest.json'}")
     return manifest
-
-
-def run_extra(cfg: generate.CorpusConfig, voices: list, workers: int, prepared, log) -> list:
-    """The extra real-voice shards (real_00000, ...) until they hold cfg.extra_real_hours;
-    finished ones are kept, as for the main shards. Returns their names."""
-    if not any(v.extra for v in voices):
-        raise SystemExit(f"error: --extra-real-hours: no recordings of {[n for n, _, _ in generate.EXTRA_REAL_VOICES]} "
-                         f"under {cfg.extra_real_root} (bash tools/setup_corpus.sh --recorded installs them)")
-    target = cfg.extra_real_hours * 3600
-    done = {}
-
-    def total():          # audio in the unbroken prefix real_00000 .. real_{n-1}
-        t, n = 0.0, 0
-        while n in done and t < target:
-            t, n = t + done[n]["seconds"], n + 1
-        return t, n
-
-    j = 0
-    while (s := generate.existing_shard(cfg, j, "real")) is not None:
-        done[j] = s
-        j += 1
-    ctx = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = {}
-        while True:
-            while total()[0] + len(futures) * cfg.shard_seconds < target and len(futures) < max(1, workers):
-                futures[pool.submit(generate.run_extra_shard_isolated, cfg, voices, j, prepared)] = j
-                j += 1
-            if not futures:
-                break
-            _collect(futures, done, lambda k, s: log(
-                f"extra real voices: {total()[0] / 3600:.3f}/{cfg.extra_real_hours:.3f} h  shard real_{k:05d} "
-                f"{s['voice']} {s['seconds']:.0f}s audio in {s['compute_seconds']:.1f}s"))
-    n = total()[1]
-    _drop_past(Path(cfg.out), "real", n)
-    return [f"real_{i:05d}" for i in range(n)]
 
 
 def main(argv=None):

@@ -135,8 +135,8 @@ def voice_catalogue(cfg: CorpusConfig) -> list:
             if (Path(cfg.recordings_root) / name).is_dir():   # a voice whose package is missing is left out
                 add(VoiceSpec("recorded", name, lang), split)
     if cfg.extra_real_hours > 0:       # appended last: the main shards' voices are unchanged
+        from .engines.recorded import voice_files
         for name, lang, pattern in EXTRA_REAL_VOICES:
-            from .engines.recorded import voice_files
             if voice_files(cfg.extra_real_root, pattern):
                 add(VoiceSpec("recorded", name, lang), "train", extra=True)
     return voices
@@ -160,9 +160,9 @@ def sentence_pool(voice: VoiceEntry, cfg: CorpusConfig | None = None) -> tuple:
     if voice.spec.engine == "recorded":   # a recorded voice's "sentences" are its own files
         from .engines.recorded import voice_files
         cfg = cfg or CorpusConfig()
-        extra = {name: pattern for name, _, pattern in EXTRA_REAL_VOICES}
         if voice.extra:
-            return tuple(voice_files(cfg.extra_real_root, extra[voice.spec.name]))
+            pattern = next(p for name, _, p in EXTRA_REAL_VOICES if name == voice.spec.name)
+            return tuple(voice_files(cfg.extra_real_root, pattern))
         return tuple(voice_files(str(Path(cfg.recordings_root) / voice.spec.name)))
     if voice.split == "test_language":
         return texts.load_sentences(voice.spec.language)
@@ -212,20 +212,14 @@ def prepared_identities(cfg: CorpusConfig):
     return _CACHE[("ids", cfg.seed)]
 
 
-def run_shard_isolated(cfg: CorpusConfig, voices: list, k: int, prepared=None) -> tuple:
+def run_shard_isolated(cfg: CorpusConfig, voices: list, k: int, prepared=None, kind: str = "shard") -> tuple:
     """Entry point for a fresh worker process per shard: espeak-ng keeps internal state between
     calls (its audio depends slightly on what it said before), so each shard starts from a
-    newly started library to make a shard depend only on (seed, k)."""
+    newly started library to make a shard depend only on (seed, k). ``kind``: "shard" (the
+    main shards, make_shard) or "real" (the extra real-voice shards, make_extra_shard)."""
     if prepared is not None:
         _CACHE[("ids", cfg.seed)] = prepared
-    return k, make_shard(cfg, voices, k)
-
-
-def run_extra_shard_isolated(cfg: CorpusConfig, voices: list, j: int, prepared=None) -> tuple:
-    """run_shard_isolated for extra real-voice shard j."""
-    if prepared is not None:
-        _CACHE[("ids", cfg.seed)] = prepared
-    return j, make_extra_shard(cfg, voices, j)
+    return k, (make_extra_shard if kind == "real" else make_shard)(cfg, voices, k)
 
 
 def make_shard(cfg: CorpusConfig, voices: list, k: int) -> dict:
