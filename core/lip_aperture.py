@@ -12,7 +12,9 @@ overlap in height), so an opening first makes that distance shrink. Two measures
   the two sides of FLAME's mouth opening (a hole in the mesh), told apart by which edge of the
   opening a vertex reaches first along the surface.
 
-numpy only (runs inside stock Blender and in the evaluation tools alike).
+``remove_opening`` takes a share of the vertical gap out of a landmark track, where the lips
+must meet (pauses, p/b/m seals). numpy only (runs inside stock Blender and in the evaluation
+tools alike).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from . import flame
 
 MIDLINE_HALF_WIDTH = 0.010     # metres either side of the midline (mouth is ~48 mm wide)
+OPENING_SPREAD = 2e-4          # remove_opening: a clip's gap must vary this much (RMS, metres) to learn its pattern
 LIP_DEPTH = 0.030              # surface distance from the mouth opening that still counts as lip
 
 
@@ -33,6 +36,44 @@ def vertical_gap(landmark_displacements: np.ndarray) -> np.ndarray:
     """Signed inner-lip opening (..., ) in metres from (..., 68, 3) template-frame displacements."""
     d = np.asarray(landmark_displacements)
     return d[..., 62, 1] - d[..., 66, 1]
+
+
+def remove_opening(landmarks: np.ndarray, weights: np.ndarray, press: np.ndarray | None = None) -> np.ndarray:
+    """A (T, 68, 3) landmark track with a share ``weights`` (T,) in [0, 1] of each frame's lip
+    opening taken out; everything else (rounding, a smile) is kept. Used where the lips must
+    meet: audible pauses (core.voice_activity) and p/b/m seals (core.lip_seal). ``press`` (T,)
+    metres: the gap is taken that much further, below closed (lips pressed together).
+
+    The opening is measured as the signed inner-lip gap g (``vertical_gap``) and removed along
+    the clip's own opening pattern u: the least-squares motion of the jaw and lip landmarks per
+    unit of gap over the frames where the lips part, beside a constant pose (so gap(u) = 1, and
+    a frame keeps (1 - w) of its gap). Taking the pattern from the clip follows how this network
+    opens this voice's mouth (jaw and lips together) with no stored basis. Pressed lips (g < 0)
+    stay.
+    """
+    w = np.asarray(weights, np.float64)
+    press = np.zeros(len(w)) if press is None else np.asarray(press, np.float64)
+    if len(w) != len(landmarks) or len(press) != len(landmarks):
+        raise ValueError(f"{len(w)} weights and {len(press)} presses for {len(landmarks)} frames")
+    if not (w.any() or press.any()):
+        return landmarks
+    d = np.asarray(landmarks, np.float64)
+    g = np.maximum(vertical_gap(d), 0.0)
+    mouth = list(flame.MOUTH_LANDMARKS)
+    parted = g > 0
+    gc = g[parted] - g[parted].mean() if parted.sum() >= 2 else np.zeros(0)
+    norm = float(np.dot(gc, gc))
+    if norm < len(gc) * OPENING_SPREAD ** 2 or norm == 0:
+        # the lips barely move (a steady tone, a held pose): the pattern would be noise, up to
+        # centimetres of landmark motion per millimetre of gap, and there is no opening to take out
+        return landmarks
+    # affine fit d = c + g u over the frames where the lips part: the constant c (a held smile,
+    # the network's idle pose) is not part of the opening
+    dm = d[parted][:, mouth]
+    u = np.einsum("t,tkc->kc", gc, dm - dm.mean(axis=0)) / norm
+    out = np.array(landmarks, copy=True)
+    out[:, mouth] -= ((w * g + press)[:, None, None] * u[None]).astype(out.dtype)
+    return out
 
 
 @dataclass(frozen=True)

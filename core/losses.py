@@ -96,8 +96,7 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     pool = torch.nn.functional.max_pool1d
     reweight = brief_closure_weight is not None and brief_closure_weight != closure_weight
     if seal_weight or reweight:
-        around = pool(gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * brief_frames + 1, stride=1, padding=brief_frames)
-        brief = closed * (around.reshape(gap_t.shape) > brief_open_above).to(pred.dtype)
+        brief = brief_closures(gap_t, closed_below, brief_open_above, brief_frames)
     if reweight:
         w = w + (brief_closure_weight - closure_weight) * brief
     loss = (w * (gap_p - gap_t) ** 2).mean()
@@ -108,11 +107,36 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     return loss
 
 
+def brief_closures(gap_t: torch.Tensor, closed_below: float = 0.5, open_above: float = 2.0,
+                   frames: int = 5) -> torch.Tensor:
+    """(B, T) 1 where the target gap (B, T) is closed (under ``closed_below``) with an opening
+    over ``open_above`` within ``frames`` frames on either side: the lip seals inside speech
+    (p/b/m), as opposed to the long closures of pauses; 0 elsewhere."""
+    around = torch.nn.functional.max_pool1d(gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * frames + 1, stride=1,
+                                            padding=frames).reshape(gap_t.shape)
+    return ((gap_t < closed_below) & (around > open_above)).to(gap_t.dtype)
+
+
+def seal_detection_loss(logits: torch.Tensor, target: torch.Tensor, positive_weight: float = 10.0,
+                        unit: float = MILLIMETRE) -> torch.Tensor:
+    """Binary cross-entropy of S2L's seal head (B, T logits) against the target's lip seals
+    (``brief_closures`` of (B, T, 68, 3) target displacements given in ``unit`` metres).
+
+    Not in the paper. Regression alone hedges a seal it is unsure of with a half-open mouth; a
+    classifier says how likely a seal is, and core.lip_seal closes the lips where it is likely.
+    Seals are ~3 % of frames: ``positive_weight`` keeps the head from learning "never"."""
+    gap_t = (target[..., 62, 1] - target[..., 66, 1]) * (unit / MILLIMETRE)
+    label = brief_closures(gap_t)
+    return F.binary_cross_entropy_with_logits(logits, label, pos_weight=logits.new_tensor(positive_weight))
+
+
 def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0.0,
-             unit: float = MILLIMETRE, gap_weights: dict | None = None) -> tuple[torch.Tensor, dict]:
+             unit: float = MILLIMETRE, gap_weights: dict | None = None, seal=0.0,
+             seal_logits: torch.Tensor | None = None, seal_positive_weight: float = 10.0) -> tuple[torch.Tensor, dict]:
     """S2L objective: 0.1 rec + 1 mouth + 1e-4 cosine + 10 velocity (+ ``gap`` lip-gap term,
-    off by default as in the paper), on metres / ``unit``. ``gap_weights``: lip_gap_loss's
-    closure / open-peak weights (thresholds in mm whatever the unit)."""
+    off by default as in the paper; + ``seal`` times the seal head's loss on ``seal_logits``),
+    on metres / ``unit``. ``gap_weights``: lip_gap_loss's closure / open-peak weights
+    (thresholds in mm whatever the unit)."""
     pred, target = pred / unit, target / unit
     parts = {
         "rec": reconstruction_loss(pred, target),
@@ -128,6 +152,9 @@ def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0
     total = rec * parts["rec"] + mouth * parts["mouth"] + cosine * parts["cosine"] + velocity * parts["velocity"]
     if gap:
         total = total + gap * parts["gap"]
+    if seal and seal_logits is not None:
+        parts["seal"] = seal_detection_loss(seal_logits, target, seal_positive_weight, unit)
+        total = total + seal * parts["seal"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 

@@ -19,7 +19,8 @@ from .parallel import default_threads, split_frames
 
 S2L_DEFAULTS = dict(encoder="hama", input_dim=191, encoder_rate=50.0, frontend_channels=0,
                     frontend_layers=2, frontend_kernel=5, hidden_size=64, num_layers=3,
-                    dropout=0.2, num_landmarks=68, output_scale=1.0, condition_dim=0)
+                    dropout=0.2, num_landmarks=68, output_scale=1.0, condition_dim=0,
+                    seal_head=False)
 S2D_DEFAULTS = dict(num_landmarks=68, filters=[128, 64, 32, 32, 16, 3], activation="elu", scale=1e-3)
 
 
@@ -56,6 +57,9 @@ def s2l_parameter_shapes(config: dict) -> dict:
             shapes[f"lstm.bias_hh_l{layer}{sfx}"] = (4 * h,)
     shapes["output.weight"] = (c["num_landmarks"] * 3, 2 * h)
     shapes["output.bias"] = (c["num_landmarks"] * 3,)
+    if c["seal_head"]:
+        shapes["seal.weight"] = (1, 2 * h)
+        shapes["seal.bias"] = (1,)
     return shapes
 
 
@@ -66,10 +70,11 @@ class NumpyS2L:
         self.p = {k: np.asarray(v, np.float32) for k, v in state.items()}
 
     def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0,
-                 condition: np.ndarray | None = None) -> np.ndarray:
+                 condition: np.ndarray | None = None, return_seal: bool = False):
         """(T_enc, input_dim) features -> (num_frames, 68, 3) landmark displacements.
 
-        ``condition``: (num_frames, condition_dim) codes (None: zeros, neutral)."""
+        ``condition``: (num_frames, condition_dim) codes (None: zeros, neutral). ``return_seal``
+        (networks with ``seal_head``): also the (num_frames,) seal logits."""
         c, p = self.config, self.p
         x = (np.asarray(features, np.float32) - p["feature_mean"]) / p["feature_std"]
         for i in range(c["frontend_layers"] if c["frontend_channels"] else 0):
@@ -81,7 +86,10 @@ class NumpyS2L:
         for layer in range(c["num_layers"]):
             x = self._lstm_layer(x, layer)
         out = (x @ p["output.weight"].T + p["output.bias"]) * c["output_scale"]
-        return out.reshape(num_frames, c["num_landmarks"], 3)
+        out = out.reshape(num_frames, c["num_landmarks"], 3)
+        if return_seal:
+            return out, (x @ p["seal.weight"][0] + p["seal.bias"][0]).astype(np.float32)
+        return out
 
     def _lstm_layer(self, x: np.ndarray, layer: int) -> np.ndarray:
         """Both directions of one bidirectional layer -> (T, 2h): [forward, backward].

@@ -13,7 +13,8 @@ passes) without holding every dense frame.
 
 In digital silence the face rests: ``core.voice_activity`` fades the displacements to zero
 away from sound, in every path; in a real recording's audible pauses it closes the mouth that
-S2L left open (``Animator.pause_rest``).
+S2L left open (``Animator.pause_rest``). Networks with a seal head also get their lips sealed
+where that head finds a p/b/m (``core.lip_seal``, ``Animator.lip_seal``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import alignment, audio as audio_io, expression as expression_mod, flame, framerate, limits, regional
-from . import upper_face as upper_face_layer, voice_activity, weights
+from . import lip_aperture, lip_seal, upper_face as upper_face_layer, voice_activity, weights
 from .encoders import get_encoder
 from .encoders.base import SAMPLES_PER_FRAME
 from .errors import Cancelled, WeightsError
@@ -68,7 +69,8 @@ class Animator:
     chunk_seconds = 30.0
     context_seconds = 3.0
     s2d_batch = 32
-    pause_rest = True       # close the mouth in audible pauses (core.voice_activity.rest_in_pauses)
+    pause_rest = True       # close the mouth in audible pauses (core.voice_activity.pause_weights)
+    lip_seal = True         # seal the lips where S2L's seal head finds a p/b/m (core.lip_seal; such networks only)
 
     def __init__(self, encoder, s2l, s2d, *, backend: str, trained: bool, source: str):
         self.encoder, self.s2l, self.s2d = encoder, s2l, s2d
@@ -126,8 +128,8 @@ class Animator:
         ``features``: the encoder's output for these samples, when already computed."""
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         codes = self._codes(expression, total, fps)
-        return np.concatenate([block for _, block in self._s2l_chunks(samples16k, fps, should_cancel, codes,
-                                                                      features)])
+        return np.concatenate([block for _, block, _ in self._s2l_chunks(samples16k, fps, should_cancel, codes,
+                                                                         features)])
 
     @property
     def condition_dim(self) -> int:
@@ -145,7 +147,8 @@ class Animator:
         return expr.codes(total, fps)
 
     def _s2l_chunks(self, samples16k, fps, should_cancel=None, codes=None,
-                    features=None) -> Iterator[tuple[int, np.ndarray]]:
+                    features=None) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(first frame, landmark displacements, seal logits or None) of each S2L window."""
         total = framerate.num_frames(audio_io.duration_seconds(samples16k), fps)
         chunk = max(1, int(round(self.chunk_seconds * fps)))
         ctx = int(round(self.context_seconds * fps))
@@ -164,7 +167,13 @@ class Animator:
             e1 = int(np.ceil(b / fps * audio_io.SAMPLE_RATE / SAMPLES_PER_FRAME))
             offset = a / fps - e0 * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
             code = None if codes is None else codes[a:b]
-            yield start, self.s2l(features[e0:max(e1, e0 + 1)], b - a, fps, offset, code)[start - a:stop - a]
+            out = self.s2l(features[e0:max(e1, e0 + 1)], b - a, fps, offset, code, return_seal=self.has_seal_head)
+            lmk, seal = out if self.has_seal_head else (out, None)
+            yield start, lmk[start - a:stop - a], None if seal is None else seal[start - a:stop - a]
+
+    @property
+    def has_seal_head(self) -> bool:
+        return bool(self.s2l.config.get("seal_head", False))
 
     def stream(self, audio, neutral_vertices, fps: float = 30.0, intensity: float = 1.0,
                sample_rate: int | None = None,
@@ -239,15 +248,23 @@ class Animator:
 
     def landmark_track(self, job: "Job", should_cancel=None, progress=None) -> np.ndarray:
         """S2L over the whole clip: (T, 68, 3) float32 landmark displacements (template frame),
-        with the mouth at rest in audible pauses (unless ``pause_rest`` is off)."""
+        with the mouth at rest in audible pauses (unless ``pause_rest`` is off) and the lips
+        sealed where the seal head finds a p/b/m (unless ``lip_seal`` is off)."""
         out = np.empty((job.total, flame.NUM_LANDMARKS, 3), np.float32)
-        for start, block in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
+        seal = np.zeros(job.total, np.float32) if self.has_seal_head else None
+        for start, block, block_seal in self._s2l_chunks(job.samples, job.fps, should_cancel, job.codes):
             out[start:start + len(block)] = block
+            if seal is not None:
+                seal[start:start + len(block)] = block_seal
             if progress:
                 progress((start + len(block)) / job.total)
+        close, press = np.zeros(job.total), None
         if self.pause_rest and job.pause is not None:
-            out = voice_activity.rest_in_pauses(out, job.pause)
-        return out
+            close = np.maximum(close, job.pause)
+        if self.lip_seal and seal is not None:
+            close, press = np.maximum(close, lip_seal.seal_weights(seal)), lip_seal.press(seal)
+        # one pass for both: the opening pattern is measured once, on S2L's own track
+        return lip_aperture.remove_opening(out, close, press)
 
     def decode(self, job: "Job", landmarks: np.ndarray, frames: np.ndarray, intensity: float = 1.0) -> np.ndarray:
         """S2D for some frames of a landmark track -> (n, 5023, 3) float32 user-space displacements.

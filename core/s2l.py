@@ -36,6 +36,7 @@ class S2LConfig:
     num_landmarks: int = 68
     output_scale: float = 1.0      # metres per output unit (1: zero-initialised output learns fastest)
     condition_dim: int = 0         # per-frame control code next to the features (core.expression; 0: none)
+    seal_head: bool = False        # also a per-frame bilabial-seal logit (core.lip_seal; not in the paper)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,14 +60,21 @@ class S2L(nn.Module):
         # As in the authors' code: start from "no motion" so early training is not noise.
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
+        if c.seal_head:
+            # P(the lips are sealed for a p/b/m now), read from the same BiLSTM states; starts at
+            # "rarely" (sigmoid(-4) = 2 %, about the seals' share of speech frames)
+            self.seal = nn.Linear(2 * c.hidden_size, 1)
+            nn.init.zeros_(self.seal.weight)
+            nn.init.constant_(self.seal.bias, -4.0)
 
     def forward(self, features: torch.Tensor, num_frames: int, fps: float, offset: float = 0.0,
-                condition: torch.Tensor | None = None) -> torch.Tensor:
+                condition: torch.Tensor | None = None, return_seal: bool = False):
         """(B, T_enc, input_dim) encoder features -> (B, num_frames, 68, 3) displacements.
 
         Output frame k shows time ``offset + k / fps`` seconds after the features' start.
         ``condition``: (B, num_frames, condition_dim) codes at the animation rate (None: zeros,
-        i.e. neutral emotion and default style).
+        i.e. neutral emotion and default style). ``return_seal`` (networks with ``seal_head``):
+        also the (B, num_frames) seal logits.
         """
         x = (features - self.feature_mean) / self.feature_std
         if len(self.frontend):
@@ -78,7 +86,10 @@ class S2L(nn.Module):
             x = torch.cat([x, condition.to(x.dtype)], dim=-1)
         x, _ = self.lstm(x)
         out = self.output(x) * self.config.output_scale
-        return out.view(x.shape[0], num_frames, self.config.num_landmarks, 3)
+        out = out.view(x.shape[0], num_frames, self.config.num_landmarks, 3)
+        if return_seal:
+            return out, self.seal(x)[..., 0]
+        return out
 
 
 def resample_frames(x: torch.Tensor, source_rate: float, fps: float, num_frames: int,

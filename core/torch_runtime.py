@@ -40,9 +40,12 @@ class TorchS2L:
 
     @torch.no_grad()
     def __call__(self, features: np.ndarray, num_frames: int, fps: float, offset: float = 0.0,
-                 condition: np.ndarray | None = None) -> np.ndarray:
+                 condition: np.ndarray | None = None, return_seal: bool = False):
         x = torch.from_numpy(np.asarray(features, np.float32))[None].to(self.device)
         code = None if condition is None else torch.from_numpy(np.asarray(condition, np.float32))[None].to(self.device)
+        if return_seal:
+            out, seal = self.model(x, num_frames, fps, offset, code, return_seal=True)
+            return out[0].cpu().numpy(), seal[0].cpu().numpy()
         return self.model(x, num_frames, fps, offset, code)[0].cpu().numpy()
 
 

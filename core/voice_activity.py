@@ -16,8 +16,8 @@ Two rules, both from the recording itself:
   recording stays ``PAUSE_DB`` under its own speech level (95th percentile of the frame levels,
   so a noise floor does not matter) for ``PAUSE_MIN_S`` or more. The corpus teacher puts the
   mouth's opening at rest there (core.corpus.articulation.rest_in_pauses) and the pipeline does
-  the same to S2L's output, so on voices unlike the training voices, where the network drifts
-  towards a half-open mean, the lips still close in pauses.
+  the same to S2L's output (core.lip_aperture.remove_opening), so on voices unlike the training
+  voices, where the network drifts towards a half-open mean, the lips still close in pauses.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import numpy as np
 
 from .audio import frame_level_db, frame_rms
-from .flame import MOUTH_LANDMARKS
-from .lip_aperture import vertical_gap
 
 THRESHOLD = 1e-3      # RMS, -60 dBFS
 HOP_S = 0.01
@@ -72,35 +70,3 @@ def pause_weights(samples: np.ndarray, rate: int, fps: float, num_frames: int) -
             w[i:j] = 1.0
             w[i] = w[j - 1] = 0.5          # the lips are still closing / already opening
     return w
-
-
-def rest_in_pauses(landmarks: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """S2L's (T, 68, 3) landmark track with the mouth's opening taken out where ``weights``
-    (``pause_weights``) say the speaker paused; everything else (rounding, a smile) is kept.
-
-    The opening is measured as the signed inner-lip gap g (core.lip_aperture.vertical_gap) and
-    removed along the clip's own opening pattern u: the least-squares motion of the jaw and lip
-    landmarks per unit of gap over the frames where the lips part, beside a constant pose (so
-    gap(u) = 1, and a frame keeps (1 - w) of its gap). Taking the pattern from the clip follows how this network opens
-    this voice's mouth (jaw and lips together) with no stored basis. Pressed lips (g < 0) stay.
-    """
-    w = np.asarray(weights, np.float64)
-    if len(w) != len(landmarks):
-        raise ValueError(f"{len(w)} pause weights for {len(landmarks)} frames")
-    if not w.any():
-        return landmarks
-    d = np.asarray(landmarks, np.float64)
-    g = np.maximum(vertical_gap(d), 0.0)
-    mouth = list(MOUTH_LANDMARKS)
-    parted = g > 0
-    gc = g[parted] - g[parted].mean() if parted.sum() >= 2 else np.zeros(0)
-    norm = float(np.dot(gc, gc))
-    if norm < 1e-12:      # (1e-6 m of varying gap in total): the lips never move
-        return landmarks
-    # affine fit d = c + g u over the frames where the lips part: the constant c (a held smile,
-    # the network's idle pose) is not part of the opening
-    dm = d[parted][:, mouth]
-    u = np.einsum("t,tkc->kc", gc, dm - dm.mean(axis=0)) / norm
-    out = np.array(landmarks, copy=True)
-    out[:, mouth] -= ((w * g)[:, None, None] * u[None]).astype(out.dtype)
-    return out

@@ -100,6 +100,10 @@ def test_numpy_s2l_equals_torch_on_shipped_weights(name):
     assert ours.shape == (104, 68, 3)
     assert np.abs(ref).max() > 1e-4  # a trained network moves the landmarks (metres)
     assert _relative_error(ours, ref) < 1e-4, _relative_error(ours, ref)
+    if config.get("seal_head"):      # and its seal logits (core.lip_seal)
+        _, seal = NumpyS2L(config, state)(feats, 104, 29.97, return_seal=True)
+        _, seal_ref = TorchS2L(config, state)(feats, 104, 29.97, return_seal=True)
+        assert np.abs(seal_ref).max() > 0.1 and np.abs(seal - seal_ref).max() < 1e-3
 
 
 def test_numpy_s2d_equals_torch_on_shipped_weights():

@@ -79,6 +79,16 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
     d = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=False)["model"]
     e = torch.load(tmp_path / "e" / "checkpoint.pt", weights_only=False)["model"]
     assert any(not torch.equal(d[k], e[k]) for k in d)
+    # --seal-head adds a seal head to the --init network; with --seal-head-only it alone learns,
+    # and the landmarks stay exactly the --init network's
+    run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "f", "--export", tmp_path / "w5",
+        "--seal-head", "1", "--seal-head-only")
+    config5, state5, entry5 = weights.load_network(tmp_path / "w5", "s2l_mel", "s2l")
+    assert config5["seal_head"] and entry5["seal_head"] == 1.0 and entry5["seal_head_only"]
+    for k, v in state.items():
+        np.testing.assert_array_equal(state5[k], v, err_msg=k)
+    assert np.abs(state5["seal.weight"]).max() > 0 and state5["seal.bias"][0] != -4.0
+    assert {"seal_precision", "seal_recall"} <= set(json.loads((tmp_path / "f" / "log.json").read_text())[0])
 
 
 def test_trained_flag_needs_its_evidence(tmp_path):
@@ -193,6 +203,14 @@ def test_frequency_warp_is_refused_for_features_without_a_frequency_axis(tmp_pat
     out = subprocess.run([PY, "tools/train_s2l.py", "--corpus", tmp_path, "--encoder", "hama", "--run-dir",
                           tmp_path / "r", "--feature-warp", "0.1"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and "only the mel encoder's features have one" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_seal_head_alone_needs_a_network_to_sit_on(tmp_path):
+    out = subprocess.run([PY, "tools/train_s2l.py", "--corpus", tmp_path, "--encoder", "mel", "--run-dir",
+                          tmp_path / "r", "--seal-head", "1", "--seal-head-only"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 2 and "--seal-head-only trains a new seal head on an --init network" in out.stderr
     assert not (tmp_path / "r").exists()
 
 

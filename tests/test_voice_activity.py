@@ -70,7 +70,7 @@ def test_pause_weights_find_audible_pauses_over_a_noise_floor(speech16k):
     assert not voice_activity.pause_weights(np.full(rate, 0.1, np.float32), rate, fps, 30).any()
 
 
-def test_rest_in_pauses_closes_only_the_opening_and_only_in_pauses():
+def test_remove_opening_closes_only_the_opening_and_only_where_asked():
     rng = np.random.default_rng(1)
     T = 40
     from core import flame, lip_aperture
@@ -85,7 +85,7 @@ def test_rest_in_pauses_closes_only_the_opening_and_only_in_pauses():
     w = np.zeros(T)
     w[10:20] = 1.0
     w[10] = w[19] = 0.5
-    out = voice_activity.rest_in_pauses(lmk, w)
+    out = lip_aperture.remove_opening(lmk, w)
     gap_in, gap_out = lip_aperture.vertical_gap(lmk), lip_aperture.vertical_gap(out)
     np.testing.assert_allclose(gap_out, (1 - w) * gap_in, atol=1e-7)   # a pause keeps (1 - w) of its gap
     np.testing.assert_array_equal(out[w == 0], lmk[w == 0])
@@ -94,10 +94,14 @@ def test_rest_in_pauses_closes_only_the_opening_and_only_in_pauses():
     # pressed lips (negative gap) are not pulled apart; a track that never opens is returned as is
     pressed = lmk.copy()
     pressed[:, 62, 1] -= 0.1
-    assert (lip_aperture.vertical_gap(voice_activity.rest_in_pauses(pressed, w))[w == 1]
+    assert (lip_aperture.vertical_gap(lip_aperture.remove_opening(pressed, w))[w == 1]
             <= lip_aperture.vertical_gap(pressed)[w == 1] + 1e-9).all()
     still = np.zeros_like(lmk)
-    assert voice_activity.rest_in_pauses(still, w) is still
+    assert lip_aperture.remove_opening(still, w) is still
+    # nor is one whose gap barely varies (a steady tone: ~0.05 mm), whose pattern would be noise
+    # magnified into centimetres of motion; pressing does not apply to it either
+    faint = (lmk * 0.01).astype(np.float32)
+    assert lip_aperture.remove_opening(faint, w, np.full(T, 1e-3)) is faint
 
 
 def test_the_animator_closes_the_mouth_in_audible_pauses(speech16k, topology):

@@ -10,11 +10,11 @@ human speech of voices the networks never heard:
     within the phone (+-1 frame) - sealed when <= 0.5 mm;
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
-Each is measured as shipped and again with the pause rest off (the networks alone), so the
-report shows what the inference-time rule adds. The ``teacher`` row is a reference, not a
-network: the corpus' articulation teacher animating the phones hama finds (as it labels the
-corpus' recorded voices), so a miss can be told apart as the teacher's (the network follows
-it) or the network's (it falls short of what it was taught).
+Each is measured as shipped and again with the pause rest and the lip seal off (the networks
+alone), so the report shows what the inference-time rules add. The ``teacher`` row is a
+reference, not a network: the corpus' articulation teacher animating the phones hama finds (as
+it labels the corpus' recorded voices), so a miss can be told apart as the teacher's (the
+network follows it) or the network's (it falls short of what it was taught).
 Recordings (``--set``): the bundled LibriVox sample; Debian's pocketsphinx-testdata (LibriVox
 and CMU read speech), codec2-examples (several talkers, radio and studio) and the two voices the
 corpus holds out from asterisk-core-sounds (French June, Italian Carlo); each group is used when
@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import audio as audio_io, flame, lip_aperture  # noqa: E402
+from core import audio as audio_io, flame, lip_aperture, lip_seal  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
 
 # (group, glob, how many files at most: the longest first) - voices no training data came from
@@ -105,16 +105,21 @@ def recording(path: str, asr) -> tuple[np.ndarray, list]:
 
 def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[dict, dict] | None:
     """Measures of one recording (``heard``: what ``recording`` returned) as shipped, and with the
-    pause rest off (the networks alone); None when hama's recogniser finds no phone in it (not
-    speech: its loud frames would count as speech frames; ``non_speech_opening`` measures it)."""
+    pause rest and the lip seal off (the networks alone); None when hama's recogniser finds no
+    phone in it (not speech: its loud frames would count as speech frames; ``non_speech_opening``
+    measures it)."""
     samples, spans = heard
     if not spans:
         return None
     rows = []
-    for pause_rest in (True, False):
-        animator.pause_rest = pause_rest
+    for rules in (True, False):
+        animator.pause_rest = rules
+        if not isinstance(animator, TeacherReference):
+            animator.lip_seal = rules
         rows.append(measure(path, samples, animator, fps, spans))
     animator.pause_rest = True
+    if not isinstance(animator, TeacherReference):
+        animator.lip_seal = True
     return rows[0], rows[1]
 
 
@@ -274,7 +279,19 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="real_speech", help="report file stem")
     ap.add_argument("--set", choices=sorted(SETS), default="main",
                     help="main: the wider set; confirm: the voices kept apart from every choice")
+    ap.add_argument("--seal", metavar="FROM,FULL,PRESS_MM",
+                    help="lip seal of networks with a seal head: probability where it starts, where it is "
+                         "full, and how far a full seal presses the lips (default: core.lip_seal's "
+                         f"{lip_seal.SEAL_FROM:g},{lip_seal.SEAL_FULL:g},{lip_seal.PRESS * 1000:g}); for choosing them")
     args = ap.parse_args(argv)
+    if args.seal:
+        try:
+            lo, full, press_mm = (float(v) for v in args.seal.split(","))
+        except ValueError:
+            ap.error(f"--seal takes three numbers FROM,FULL,PRESS_MM, got {args.seal!r}")
+        if not 0 <= lo < full <= 1 or press_mm < 0:
+            ap.error(f"--seal needs 0 <= FROM < FULL <= 1 and PRESS_MM >= 0, got {args.seal!r}")
+        lip_seal.SEAL_FROM, lip_seal.SEAL_FULL, lip_seal.PRESS = lo, full, press_mm / 1000
     items = unique_recordings([("given", f) for f in args.audio] if args.audio else default_recordings(args.set))
     if not items:
         raise SystemExit("no recordings found")
@@ -316,10 +333,16 @@ def main(argv=None) -> int:
                                         for r in non_speech)
                             + f" over their loud frames (target <= {NON_SPEECH_MM:g} mm: a loud sound alone does "
                             "not open the mouth)", ""] if non_speech else [])
+        has_head = bool(getattr(animator, "has_seal_head", False))
+        seal = {"seal_head": has_head, **({"lip_seal": {"from": lip_seal.SEAL_FROM, "full": lip_seal.SEAL_FULL,
+                                                        "press_mm": lip_seal.PRESS * 1000}} if has_head else {})}
         heading = [f"## {enc} encoder" if enc != "teacher" else "## teacher (reference)", "",
-                   f"{'Weights' if enc != 'teacher' else 'What'}: {animator.describe()}", ""]
+                   f"{'Weights' if enc != 'teacher' else 'What'}: {animator.describe()}", "",
+                   *([f"Lip seal (core.lip_seal): the seal head's probability closes the lips from "
+                      f"{lip_seal.SEAL_FROM:g}, fully from {lip_seal.SEAL_FULL:g}, pressed "
+                      f"{lip_seal.PRESS * 1000:g} mm at a full seal.", ""] if has_head else [])]
         if not rows:        # only non-speech recordings were given
-            report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped,
+            report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped, **seal,
                                        "non_speech": non_speech, "summary": None}
             md += heading + non_speech_line
             print(f"{enc}: no speech; {non_speech}", flush=True)
@@ -330,9 +353,9 @@ def main(argv=None) -> int:
         for r in rows:
             for key in [k for k in r if k.startswith("_")]:
                 r.pop(key)
-        report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped,
+        report["encoders"][enc] = {"weights": animator.describe(), "skipped_no_speech": skipped, **seal,
                                    "non_speech": non_speech, "summary": agg,
-                                   "summary_without_pause_rest": agg_alone, "groups": by_group, "files": rows}
+                                   "summary_networks_alone": agg_alone, "groups": by_group, "files": rows}
         md += [*heading,
                f"- inner-lip vertical gap in speech: median {agg['gap_speech_median_mm']:.2f} mm, "
                f"95th percentile {agg['gap_speech_p95_mm']:.2f} mm, largest {agg['gap_max_mm']:.2f} mm "
@@ -343,7 +366,9 @@ def main(argv=None) -> int:
                f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
                f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
                "(target >= 0.6)",
-               ("- the networks alone, without the pause rest (core.voice_activity.rest_in_pauses): gap median "
+               ("- the networks alone, without the pause rest (core.voice_activity.pause_weights)"
+                + (" and the lip seal (core.lip_seal)" if has_head else "")
+                + ": gap median "
                 if enc != "teacher" else "- without the teacher's rest in audible pauses: gap median ")
                + f"{agg_alone['gap_speech_median_mm']:.2f} / p95 {agg_alone['gap_speech_p95_mm']:.2f} mm, p/b/m sealed "
                f"{100 * agg_alone['bilabials_sealed_share']:.0f} %, rest closed {100 * agg_alone['rest_closed_share']:.0f} %, "

@@ -115,9 +115,10 @@ def main(argv=None) -> int:
                          f"(static {_mm(s['dense']['LE'], 2)}, ratio {m['dense']['LE'] / s['dense']['LE']:.2f}); "
                          f"LVE {m['dense']['lve_mm']:.2f} mm (`docs/eval/{stem}.json`, tables in `{stem}.md`).")
     # the wider real set (training recipes and candidates were compared on it), then the
-    # confirmation set of voices no choice was made on (evaluate_real --set confirm)
+    # confirmation set of voices no recipe was tuned on (evaluate_real --set confirm)
     for stem, what in (("real_speech", "real speech"),
-                       ("real_speech_confirm", "real speech, confirmation voices (no choice made on them)")):
+                       ("real_speech_confirm", "real speech, confirmation voices (no recipe tuned on them; only finalists "
+                                               "measured, docs/eval/candidates/README.md)")):
         for enc, res in evals.get(stem, {}).get("encoders", {}).items():
             s = res["summary"]
             who = enc if enc != "teacher" else "the teacher on hama's phones (reference, not shipped)"
@@ -186,6 +187,13 @@ def main(argv=None) -> int:
                      f"{h['landmarks']['DAE']:.1f} deg, dense DE {_mm(c['dense']['DE'])} against "
                      f"{_mm(h['dense']['DE'])} mm)")
         lines.append(line + ".")
+    for n, e in sorted(networks.items()):
+        if e["kind"] == "s2l" and e.get("seal_head"):
+            lines.append(f"- `{n}` has a seal head beside its landmark output (not in the paper): every frame it says "
+                         "how likely the lips are sealed for a p/b/m, trained with a cross-entropy against the "
+                         f"teacher's seals (weight {e['seal_head']:g}, `core.losses.seal_detection_loss`), and the "
+                         "pipeline closes the lips where it is likely (`core/lip_seal.py`). Trained on landmark error "
+                         "alone, S2L hedged seals it was unsure of with a half-open mouth on unfamiliar voices.")
     lines += ["- Early stopping on the paper objective; validation runs every epoch.", ""]
 
     lines += ["", "## Known limits", "",

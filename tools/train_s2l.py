@@ -97,19 +97,35 @@ def make_batches(items, crop_frames: int, fps: float, rate: float, batch: int, r
     return batches
 
 
+def run_s2l(model, feats, num_frames: int, fps: float, code):
+    """(displacements, seal logits or None) of a batch."""
+    code = code if model.config.condition_dim else None
+    if model.config.seal_head:
+        return model(feats, num_frames, fps, 0.0, code, return_seal=True)
+    return model(feats, num_frames, fps, 0.0, code), None
+
+
 @torch.no_grad()
 def validate(model, items, fps: float, lambdas: dict) -> dict:
     model.eval()
-    total, preds, targets = [], [], []
+    total, preds, targets, hits = [], [], [], np.zeros(3)
     for f, y, _, code in items:
-        pred = model(torch.from_numpy(f.astype(np.float32))[None], len(y), fps, 0.0,
-                     torch.from_numpy(code)[None] if model.config.condition_dim else None)
-        loss, _ = losses.s2l_loss(pred, torch.from_numpy(y)[None], **lambdas)
+        target = torch.from_numpy(y)[None]
+        pred, seal = run_s2l(model, torch.from_numpy(f.astype(np.float32))[None], len(y), fps,
+                             torch.from_numpy(code)[None])
+        loss, _ = losses.s2l_loss(pred, target, seal_logits=seal, **lambdas)
         total.append(float(loss))
         preds.append(pred[0].numpy())
         targets.append(y)
+        if seal is not None:   # the head's seals (p > 0.5) against the target's: true, predicted, actual
+            said = (seal[0] > 0).numpy()
+            actual = losses.brief_closures((target[..., 62, 1] - target[..., 66, 1]) / losses.MILLIMETRE)[0].numpy() > 0
+            hits += [(said & actual).sum(), said.sum(), actual.sum()]
     m = metrics.evaluate(np.concatenate(preds), np.concatenate(targets))
-    return {"loss": float(np.mean(total)), "LE_mm": m["LE"] * 1000, "DE_mm": m["DE"] * 1000, "DAE_deg": m["DAE"]}
+    out = {"loss": float(np.mean(total)), "LE_mm": m["LE"] * 1000, "DE_mm": m["DE"] * 1000, "DAE_deg": m["DAE"]}
+    if model.config.seal_head:
+        out.update(seal_precision=float(hits[0] / max(hits[1], 1)), seal_recall=float(hits[0] / max(hits[2], 1)))
+    return out
 
 
 def feature_statistics(items) -> tuple[np.ndarray, np.ndarray]:
@@ -164,12 +180,24 @@ def main(argv=None) -> int:
     ap.add_argument("--frontend-layers", type=int, help="trainable front end's conv layers (default: 2)")
     ap.add_argument("--no-condition", action="store_true",
                     help="train without the emotion/style code (the paper's S2L)")
+    ap.add_argument("--seal-head", type=float, default=0.0,
+                    help="weight of the seal head's loss: S2L also says, every frame, how likely the lips are "
+                         "sealed for a p/b/m (core.losses.seal_detection_loss; core.lip_seal closes them at "
+                         "inference); 0: no head")
+    ap.add_argument("--seal-positive-weight", type=float, default=10.0,
+                    help="seal head: weight of the seal frames against the others in its cross-entropy")
+    ap.add_argument("--seal-head-lr-scale", type=float, default=30.0,
+                    help="seal head: its learning rate is --lr times this (it starts from nothing)")
+    ap.add_argument("--seal-head-only", action="store_true",
+                    help="train the seal head alone on a frozen --init network (its landmarks stay as they were)")
     ap.add_argument("--init", help="weights folder whose s2l_<encoder> starts the run (fine-tuning on a "
                                    "re-taught corpus instead of training from scratch)")
     ap.add_argument("--max-hours", type=float, help="use at most this much training audio")
     ap.add_argument("--max-val", type=int, default=150, help="validation utterances")
     add_run_arguments(ap)
     args = ap.parse_args(argv)
+    if args.seal_head_only and not (args.init and args.seal_head > 0):
+        ap.error("--seal-head-only trains a new seal head on an --init network: give both and --seal-head")
     if args.feature_warp > 0 and args.encoder != "mel":
         ap.error("--feature-warp scales a frequency axis: only the mel encoder's features have one")
 
@@ -192,7 +220,7 @@ def main(argv=None) -> int:
     front = {k: v for k, v in (("frontend_channels", args.frontend_channels),
                                ("frontend_layers", args.frontend_layers)) if v is not None}
     cfg = S2LConfig(**{**ENCODER_CONFIGS[args.encoder], **front, "input_dim": int(train[0][0].shape[1]),
-                       "condition_dim": 0 if args.no_condition else CODE_DIM})
+                       "condition_dim": 0 if args.no_condition else CODE_DIM, "seal_head": args.seal_head > 0})
     model = S2L(cfg)
     mean, std = feature_statistics(train)
     model.feature_mean.copy_(torch.from_numpy(mean))
@@ -200,17 +228,30 @@ def main(argv=None) -> int:
     if args.init and not args.resume:
         from core import weights
         init_cfg, init_state, _ = weights.load_network(Path(args.init), args.export_name or f"s2l_{args.encoder}", "s2l")
-        if S2LConfig(**init_cfg) != cfg:
+        # a seal head may be added to a network trained without one (it starts at "rarely")
+        if S2LConfig(**{**init_cfg, "seal_head": cfg.seal_head}) != cfg or (init_cfg.get("seal_head") and not cfg.seal_head):
             raise SystemExit(f"--init {args.init}: its S2L config {init_cfg} differs from this run's {cfg.to_dict()}")
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()})
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+        missing, _ = model.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in init_state.items()},
+                                           strict=False)
+        if any(not k.startswith("seal.") for k in missing):
+            raise SystemExit(f"--init {args.init}: missing {missing}")
+    # a new seal head starts from nothing: it learns at a higher rate than the fine-tuned rest
+    head = [p for n, p in model.named_parameters() if n.startswith("seal.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("seal.")]
+    if args.seal_head_only:    # the --init network stays exactly as it was; only its new head learns
+        for p in rest:
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam([*([] if args.seal_head_only else [{"params": rest}]),
+                                  *([{"params": head, "lr": args.lr * args.seal_head_lr_scale}] if head else [])],
+                                 lr=args.lr)
     gap_weights = {"closure_weight": args.gap_closure_weight, "open_weight": args.gap_open_weight,
                    "open_above": args.gap_open_above,
                    **({"brief_closure_weight": args.gap_brief_closure_weight}
                       if args.gap_brief_closure_weight is not None else {}),
                    **({"seal_weight": args.gap_seal_weight} if args.gap_seal_weight else {})}
     lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss, "gap_weights": gap_weights,
-               **({"cosine": 0.0} if args.no_cosine else {})}
+               **({"cosine": 0.0} if args.no_cosine else {}),
+               **({"seal": args.seal_head, "seal_positive_weight": args.seal_positive_weight} if args.seal_head else {})}
     augment = FeatureAugment(args.feature_shrink, args.feature_tilt, args.feature_warp, args.non_speech)
     # the non-speech sounds' features, through the same cache and loudness normalisation as speech
     bank = [cache.get(f"non_speech_{i:03d}", a) for i, a in enumerate(non_speech.bank(NON_SPEECH_SOUNDS, 4.0, args.seed))] \
@@ -234,8 +275,8 @@ def main(argv=None) -> int:
         epoch_losses = []
         for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
             feats, target, code = augment(feats, target, code, model.feature_mean, model.feature_std, rng, bank)
-            pred = model(feats, crop, fps, 0.0, code if cfg.condition_dim else None)
-            loss, _ = losses.s2l_loss(pred, target, **lambdas)
+            pred, seal = run_s2l(model, feats, crop, fps, code)
+            loss, _ = losses.s2l_loss(pred, target, seal_logits=seal, **lambdas)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -253,7 +294,8 @@ def main(argv=None) -> int:
                     extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
                            "gap_weights": gap_weights, "feature_shrink": args.feature_shrink,
                            "feature_tilt": args.feature_tilt, "feature_warp": args.feature_warp,
-                           "non_speech": args.non_speech,
+                           "non_speech": args.non_speech, "seal_head": args.seal_head,
+                           "seal_head_only": args.seal_head_only,
                            "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})
     print(json.dumps({"epochs": state.epoch, "best_epoch": state.best_epoch, "best_val": state.best_val}))
