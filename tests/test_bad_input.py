@@ -291,7 +291,10 @@ def _ctrl_c(tmp: Path):
     out.write_bytes(PREVIOUS)
     proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "bake.py"), "--mesh", str(HEAD), "--audio",
                              str(wav), "--out", str(out), "--mode", "compact", "--progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            # as from a terminal: a suite started in the background (no job control)
+                            # passes SIGINT on ignored, and Python then keeps ignoring it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # signal once the bake reports progress: inside the bake, past bpy's start-up (a signal sent
     # during start-up can be lost on a loaded machine)
     before = []
