@@ -63,7 +63,7 @@ def remove_opening(landmarks: np.ndarray, weights: np.ndarray, press: np.ndarray
     parted = g > 0
     gc = g[parted] - g[parted].mean() if parted.sum() >= 2 else np.zeros(0)
     norm = float(np.dot(gc, gc))
-    if norm < len(gc) * OPENING_SPREAD ** 2 or norm == 0:
+    if not len(gc) or norm < len(gc) * OPENING_SPREAD ** 2:
         # the lips barely move (a steady tone, a held pose): the pattern would be noise, up to
         # centimetres of landmark motion per millimetre of gap, and there is no opening to take out
         return landmarks

@@ -125,9 +125,14 @@ def seal_detection_loss(logits: torch.Tensor, target: torch.Tensor, positive_wei
     Not in the paper. Regression alone hedges a seal it is unsure of with a half-open mouth; a
     classifier says how likely a seal is, and core.lip_seal closes the lips where it is likely.
     Seals are ~3 % of frames: ``positive_weight`` keeps the head from learning "never"."""
-    gap_t = (target[..., 62, 1] - target[..., 66, 1]) * (unit / MILLIMETRE)
-    label = brief_closures(gap_t)
-    return F.binary_cross_entropy_with_logits(logits, label, pos_weight=logits.new_tensor(positive_weight))
+    return F.binary_cross_entropy_with_logits(logits, seal_labels(target, unit),
+                                              pos_weight=logits.new_tensor(positive_weight))
+
+
+def seal_labels(target: torch.Tensor, unit: float = MILLIMETRE) -> torch.Tensor:
+    """(B, T) the seal head's labels: ``brief_closures`` of (B, T, 68, 3) target displacements
+    given in ``unit`` metres."""
+    return brief_closures((target[..., 62, 1] - target[..., 66, 1]) * (unit / MILLIMETRE))
 
 
 def s2l_loss(pred, target, rec=0.1, mouth=1.0, cosine=1e-4, velocity=10.0, gap=0.0,

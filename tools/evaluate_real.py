@@ -112,14 +112,10 @@ def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[di
     if not spans:
         return None
     rows = []
-    for rules in (True, False):
-        animator.pause_rest = rules
-        if not isinstance(animator, TeacherReference):
-            animator.lip_seal = rules
+    for rules in (True, False):      # (the teacher has no lip seal to switch: it ignores lip_seal)
+        animator.pause_rest = animator.lip_seal = rules
         rows.append(measure(path, samples, animator, fps, spans))
-    animator.pause_rest = True
-    if not isinstance(animator, TeacherReference):
-        animator.lip_seal = True
+    animator.pause_rest = animator.lip_seal = True
     return rows[0], rows[1]
 
 

@@ -119,7 +119,7 @@ def validate(model, items, fps: float, lambdas: dict) -> dict:
         targets.append(y)
         if seal is not None:   # the head's seals (p > 0.5) against the target's: true, predicted, actual
             said = (seal[0] > 0).numpy()
-            actual = losses.brief_closures((target[..., 62, 1] - target[..., 66, 1]) / losses.MILLIMETRE)[0].numpy() > 0
+            actual = losses.seal_labels(target, unit=1.0)[0].numpy() > 0      # target in metres
             hits += [(said & actual).sum(), said.sum(), actual.sum()]
     m = metrics.evaluate(np.concatenate(preds), np.concatenate(targets))
     out = {"loss": float(np.mean(total)), "LE_mm": m["LE"] * 1000, "DE_mm": m["DE"] * 1000, "DAE_deg": m["DAE"]}
