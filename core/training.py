@@ -41,14 +41,19 @@ class FeatureCache:
         self._options = encoder_options or {}
         self._encoder = None
 
-    def get(self, utt_id: str, audio16k: np.ndarray) -> np.ndarray:
+    def get(self, utt_id: str, audio16k: np.ndarray, codec: str | None = None) -> np.ndarray:
+        """``codec``: the features of the audio after that codec's round trip
+        (core.corpus.augment.CODECS), cached apart."""
         # The audio's checksum is part of the key: a regenerated corpus never reuses stale features.
         digest = zlib.crc32(np.ascontiguousarray(audio16k, np.float32).tobytes())
-        path = self.dir / f"{utt_id}_{digest:08x}.npy"
+        path = self.dir / f"{utt_id}_{digest:08x}{'_' + codec if codec else ''}.npy"
         if path.exists():
             return np.load(path)
         if self._encoder is None:
             self._encoder = get_encoder(self.encoder_name, **self._options)
+        if codec:
+            from .corpus.augment import CODECS
+            audio16k = CODECS[codec](audio16k)
         feats = self._encoder.features(audio_io.normalise_loudness(audio16k)).astype(np.float16)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")  # unique: parallel cachers
         np.save(tmp, feats)

@@ -56,3 +56,22 @@ def test_non_speech_bank_is_reproducible_steady_and_at_speech_level():
     for y in (a[0], a[2], a[3]):                                    # carriers, hum, noise
         level = 10 * np.log10(np.mean(y.reshape(-1, 1600) ** 2, axis=1))
         assert level.max() - level.min() < 6.0
+
+
+def test_gsm_round_trip_is_a_telephone_codec():
+    """core.corpus.augment.gsm (the --codec-share augmentation): same length, the same result every
+    time, nothing left above the 4 kHz telephone band, and the speech band kept but not bit-exact."""
+    from core.corpus import augment
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    audio = (0.1 * np.sin(2 * np.pi * 600 * t) + 0.05 * np.sin(2 * np.pi * 6000 * t)
+             + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+    coded = augment.gsm(audio)
+    assert coded.shape == audio.shape and coded.dtype == np.float32
+    np.testing.assert_array_equal(coded, augment.gsm(audio))
+    spectrum = lambda x: np.abs(np.fft.rfft(x[2000:-2000]))      # noqa: E731  (Hz = bin / 0.75 s)
+    before, after = spectrum(audio), spectrum(coded)
+    tone, high = slice(int(0.75 * 590), int(0.75 * 610)), slice(int(0.75 * 5900), int(0.75 * 6100))
+    assert after[tone].max() > 0.5 * before[tone].max()
+    assert after[high].max() < 0.01 * before[high].max()
+    assert not np.allclose(coded, audio, atol=1e-3)

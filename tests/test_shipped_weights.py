@@ -109,3 +109,20 @@ def test_quality_floor_on_real_speech(real_speech, encoder):
     assert clip["bilabials_found"] >= 5
     if encoder == "hama":  # docs/eval/real_speech.md: hama closes the lips at p/b/m, mel far less often
         assert clip["bilabials_half_closed"] >= clip["bilabials_found"] // 2
+
+
+def test_real_speech_report_keeps_each_bilabial(real_speech):
+    """Every p/b/m is in the report with the aperture as shipped and with the networks alone, and
+    the counts (sealed, sealed or opened by the rules) add up from them, per file and in the summary."""
+    for enc in real_speech["encoders"].values():
+        (clip,) = enc["files"]
+        marks = clip["bilabials"]
+        assert len(marks) == clip["bilabials_found"] and all(m["phone"][0] in "pbm" for m in marks)
+        shipped = [m["aperture_mm"] <= 0.5 for m in marks]
+        alone = [m["aperture_alone_mm"] <= 0.5 for m in marks]
+        assert clip["bilabials_sealed"] == sum(shipped)
+        assert clip["networks_alone"]["bilabials_sealed"] == sum(alone)
+        assert clip["bilabials_sealed_by_rules"] == sum(s and not a for s, a in zip(shipped, alone))
+        assert clip["bilabials_unsealed_by_rules"] == sum(a and not s for s, a in zip(shipped, alone))
+        assert enc["summary"]["bilabials_unsealed_by_rules"] == clip["bilabials_unsealed_by_rules"]
+        assert enc["summary_networks_alone"]["bilabials_sealed"] == sum(alone)

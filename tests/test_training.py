@@ -89,6 +89,14 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
         np.testing.assert_array_equal(state5[k], v, err_msg=k)
     assert np.abs(state5["seal.weight"]).max() > 0 and state5["seal.bias"][0] != -4.0
     assert {"seal_precision", "seal_recall"} <= set(json.loads((tmp_path / "f" / "log.json").read_text())[0])
+    # --codec-share: crops heard through the GSM round trip, features cached beside the plain ones
+    run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "g", "--export", tmp_path / "w6",
+        "--codec-share", "1")
+    assert json.loads((tmp_path / "w6" / "manifest.json").read_text())["networks"]["s2l_mel"]["codec_share"] == 1.0
+    cached = sorted(p.name for p in (tmp_path / "cache" / "mel").glob("*.npy"))
+    assert any(n.endswith("_gsm.npy") for n in cached) and any(not n.endswith("_gsm.npy") for n in cached)
+    g = torch.load(tmp_path / "g" / "checkpoint.pt", weights_only=False)["model"]
+    assert any(not torch.equal(g[k], e[k]) for k in g)
 
 
 def test_trained_flag_needs_its_evidence(tmp_path):

@@ -11,7 +11,8 @@ human speech of voices the networks never heard:
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
 Each is measured as shipped and again with the pause rest and the lip seal off (the networks
-alone), so the report shows what the inference-time rules add. The ``teacher`` row is a
+alone), so the report shows what the inference-time rules add; the JSON keeps every p/b/m (phone,
+time, aperture both ways) so a seal the rules made or undid can be found. The ``teacher`` row is a
 reference, not a network: the corpus' articulation teacher animating the phones hama finds (as
 it labels the corpus' recorded voices), so a miss can be told apart as the teacher's (the
 network follows it) or the network's (it falls short of what it was taught).
@@ -25,6 +26,7 @@ Desjardins), GSM-coded telephone prompts that sox decodes.
 
     python tools/evaluate_real.py --out docs/eval       # writes real_speech.md / .json / .png
     python tools/evaluate_real.py --set confirm --name real_speech_confirm
+    python tools/evaluate_real.py --codec gsm --name real_speech_gsm   # the main set through GSM
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ NON_SPEECH_MM = 1.0        # the inner-lip gap's 95th percentile over a non-spee
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
+# per file, the networks-alone figures kept beside the shipped ones
+ALONE_KEYS = ("gap_speech_median_mm", "gap_speech_p95_mm", "gap_max_mm", "bilabials_sealed",
+              "aperture_rest_median_mm", "jaw_loudness_correlation")
 SPEECH_DB, QUIET_DB = 18.0, 22.0    # speech frames: within 18 dB of the clip's level; silent: 22 dB under it
 PAUSE_HALF = 0.033         # a silent frame counts as rest when its neighbours are silent too (~100 ms)
 
@@ -96,10 +101,14 @@ def load(path: str) -> np.ndarray:
     return audio_io.load_audio(np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, 16000)
 
 
-def recording(path: str, asr) -> tuple[np.ndarray, list]:
-    """The samples of one recording (16 kHz, loudness-normalised, at most MAX_SECONDS) and the
-    phones hama's recogniser finds in them."""
-    samples = audio_io.normalise_loudness(load(path))[: int(MAX_SECONDS * 16000)]
+def recording(path: str, asr, codec: str | None = None) -> tuple[np.ndarray, list]:
+    """The samples of one recording (16 kHz, loudness-normalised, at most MAX_SECONDS; through a
+    codec's round trip first if one is given) and the phones hama's recogniser finds in them."""
+    samples = load(path)
+    if codec:
+        from core.corpus.augment import CODECS
+        samples = CODECS[codec](samples)
+    samples = audio_io.normalise_loudness(samples)[: int(MAX_SECONDS * 16000)]
     return samples, asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
 
 
@@ -116,7 +125,16 @@ def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[di
         animator.pause_rest = animator.lip_seal = rules
         rows.append(measure(path, samples, animator, fps, spans))
     animator.pause_rest = animator.lip_seal = True
-    return rows[0], rows[1]
+    shipped, alone = rows
+    # each file and each p/b/m also says what the networks alone did, so a seal the rules
+    # undo (or make) can be found
+    shipped["networks_alone"] = {k: alone[k] for k in ALONE_KEYS}
+    for b, b_alone in zip(shipped["bilabials"], alone["bilabials"]):
+        b["aperture_alone_mm"] = b_alone["aperture_mm"]
+    by_rules = [(b["aperture_mm"] <= SEALED_MM) - (b["aperture_alone_mm"] <= SEALED_MM) for b in shipped["bilabials"]]
+    shipped["bilabials_sealed_by_rules"] = by_rules.count(1)
+    shipped["bilabials_unsealed_by_rules"] = by_rules.count(-1)
+    return shipped, alone
 
 
 def loudness(samples: np.ndarray, fps: float, num_frames: int) -> tuple[np.ndarray, float, np.ndarray]:
@@ -165,13 +183,15 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
     quiet = loud < level - QUIET_DB              # read-speech recordings have noise floors 25-35 dB down
     k = max(1, int(round(PAUSE_HALF * fps)))
     rest = np.array([quiet[max(0, i - k):i + k + 1].all() for i in range(len(quiet))])
-    closures = []
+    closures, bilabials = [], []
     for s in spans:
         if s.phoneme in BILABIALS:
             a = max(0, int(s.start_ms / 1000 * fps) - 1)
             b = min(anim.num_frames, int(np.ceil(s.end_ms / 1000 * fps)) + 2)
             if b > a:
                 closures.append(float(aperture[a:b].min()))
+                bilabials.append({"phone": s.phoneme, "start_s": round(s.start_ms / 1000, 3),
+                                  "aperture_mm": round(closures[-1], 3)})
     # per region (core/flame.py regions): 95th percentile of vertex motion over the clip
     norms = np.linalg.norm(anim.displacements, axis=-1) * 1000.0
     regions = {name: float(np.percentile(norms[:, idx], 95)) for name, idx in flame.load_topology().regions.items()}
@@ -191,6 +211,7 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
             "bilabials_half_closed": int(sum(c < 0.5 * np.median(aperture[speech]) for c in closures))
             if speech.any() else 0,
             "bilabial_aperture_median_mm": float(np.median(closures)) if closures else float("nan"),
+            "bilabials": bilabials,
             "_gap_speech": gap[speech].tolist(), "_aperture_rest": aperture[rest].tolist(),
             "_series": {"gap": gap.tolist(), "aperture": aperture.tolist(), "jaw": jaw_drop.tolist(),
                         "loud": loud.tolist(),
@@ -223,6 +244,8 @@ def summarise(rows: list) -> dict:
         "rest_frames": int(rest.size),
         "rest_closed_share": float((rest <= CLOSED_MM).mean()) if rest.size else float("nan"),
         "jaw_loudness_correlation_mean": float(np.mean([r["jaw_loudness_correlation"] for r in rows])),
+        **({k: int(sum(r[k] for r in rows)) for k in ("bilabials_sealed_by_rules", "bilabials_unsealed_by_rules")}
+           if rows and "bilabials_sealed_by_rules" in rows[0] else {}),
     }
 
 
@@ -275,6 +298,10 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="real_speech", help="report file stem")
     ap.add_argument("--set", choices=sorted(SETS), default="main",
                     help="main: the wider set; confirm: the voices kept apart from every choice")
+    ap.add_argument("--codec", choices=["gsm"],
+                    help="hear every recording through this codec's round trip first (core.corpus.augment): "
+                         "what a telephone codec costs (the confirmation voices are GSM-coded prompts, the main "
+                         "set's are not)")
     ap.add_argument("--seal", metavar="FROM,FULL,PRESS_MM",
                     help="lip seal of networks with a seal head: probability where it starts, where it is "
                          "full, and how far a full seal presses the lips (default: core.lip_seal's "
@@ -300,16 +327,18 @@ def main(argv=None) -> int:
                                            "gap_max_mm": "<= 25", "bilabials_sealed_share": ">= 0.9",
                                            "rest_closed_share": ">= 0.95", "jaw_loudness_correlation_mean": ">= 0.6",
                                            "non_speech_gap_loud_p95_mm": f"<= {NON_SPEECH_MM:g}"},
-              "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "encoders": {}}
+              "recordings": [{"group": g, "file": Path(f).name} for g, f in items], "codec": args.codec,
+              "encoders": {}}
     md = ["# Real speech", "", f"{len(items)} recordings in {len(groups)} groups ({', '.join(groups)}); "
           "none of these voices is in the training corpus"
           + ("; no training recipe was tuned on them: only a round's finalists are measured here "
              "(`docs/eval/candidates/README.md` says which choices between finalists these figures informed)"
              if args.set == "confirm" else "")
+          + (f"; each heard through a {args.codec.upper()} round trip (`--codec {args.codec}`)" if args.codec else "")
           + ". Written by `tools/evaluate_real.py`; every figure "
           f"below is in `{args.name}.json` beside this file.", ""]
     # recognised once per recording: every encoder is judged on the same p/b/m
-    heard = {f: recording(f, asr) for _, f in items}
+    heard = {f: recording(f, asr, args.codec) for _, f in items}
     for enc in args.encoders.split(","):
         animator = TeacherReference() if enc == "teacher" else Animator.load(args.weights, encoder=enc)
         rows, alone, skipped, non_speech = [], [], [], []
@@ -368,7 +397,10 @@ def main(argv=None) -> int:
                 if enc != "teacher" else "- without the teacher's rest in audible pauses: gap median ")
                + f"{agg_alone['gap_speech_median_mm']:.2f} / p95 {agg_alone['gap_speech_p95_mm']:.2f} mm, p/b/m sealed "
                f"{100 * agg_alone['bilabials_sealed_share']:.0f} %, rest closed {100 * agg_alone['rest_closed_share']:.0f} %, "
-               f"chin-loudness r {agg_alone['jaw_loudness_correlation_mean']:.2f}",
+               f"chin-loudness r {agg_alone['jaw_loudness_correlation_mean']:.2f}; "
+               f"{'the rules' if enc != 'teacher' else 'the rest'} sealed {agg['bilabials_sealed_by_rules']} p/b/m "
+               f"left open without them and opened {agg['bilabials_unsealed_by_rules']} sealed without them "
+               "(each file's `bilabials` in the JSON)",
                "- motion per region (95th percentile of vertex motion, median over clips): "
                + ", ".join(f"{k} {v:.2f} mm" for k, v in agg["region_motion_p95_mm"].items()), "",
                *non_speech_line,

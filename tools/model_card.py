@@ -194,6 +194,10 @@ def main(argv=None) -> int:
                          f"teacher's seals (weight {e['seal_head']:g}, `core.losses.seal_detection_loss`), and the "
                          "pipeline closes the lips where it is likely (`core/lip_seal.py`). Trained on landmark error "
                          "alone, S2L hedged seals it was unsure of with a half-open mouth on unfamiliar voices.")
+        if e["kind"] == "s2l" and e.get("codec_share"):
+            lines.append(f"- `{n}`'s last fine-tune heard {100 * e['codec_share']:.0f} % of the training utterances, "
+                         "drawn anew each epoch, through a GSM 06.10 round trip (`--codec-share`, "
+                         "`core.corpus.augment.gsm`): telephone prompts are often GSM-coded, and no training voice was.")
     lines += ["- Early stopping on the paper objective; validation runs every epoch.", ""]
 
     lines += ["", "## Known limits", "",

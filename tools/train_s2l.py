@@ -68,6 +68,20 @@ def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float
     return items
 
 
+def load_coded(corpus: Corpus, split: str, items: list, cache: FeatureCache, codec: str) -> list:
+    """The features of each of ``items``' utterances after a codec's round trip (same order)."""
+    wanted = {it[2]["utt_id"]: i for i, it in enumerate(items)}
+    out, done = [None] * len(items), 0
+    for utt in corpus.utterances(split):
+        i = wanted.get(utt.meta["utt_id"])
+        if i is not None:
+            out[i] = cache.get(utt.meta["utt_id"], utt.audio, codec=codec)
+            done += 1
+            if done % 1000 == 0:
+                print(f"  {split}: {codec} features for {done}/{len(items)}", flush=True)
+    return out
+
+
 def grid_step(fps: float, rate: float) -> int:
     """Smallest frame step k with k * rate / fps whole, so crops start on an encoder frame."""
     for k in range(1, 1001):
@@ -175,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--non-speech", type=float, default=0.0,
                     help="augmentation: this share of crops is replaced by steady non-speech sounds (tones, modem "
                          "carriers, hum, noise: core/corpus/non_speech.py) with the rest pose as target; 0: off")
+    ap.add_argument("--codec-share", type=float, default=0.0,
+                    help="augmentation: each epoch, this share of training utterances is heard through a GSM "
+                         "06.10 round trip (core.corpus.augment.gsm: many telephone prompts are GSM-coded); 0: off")
     ap.add_argument("--frontend-channels", type=int,
                     help="trainable front end's width (default: the encoder's, core.pipeline.ENCODER_CONFIGS)")
     ap.add_argument("--frontend-layers", type=int, help="trainable front end's conv layers (default: 2)")
@@ -213,6 +230,7 @@ def main(argv=None) -> int:
     val = load_split(corpus, "val", cache, None, args.seed, args.max_val)
     if not train or not val:
         raise SystemExit("The corpus has no train or no val utterances.")
+    coded = load_coded(corpus, "train", train, cache, "gsm") if args.codec_share > 0 else None
     hours = sum(it[2]["duration"] for it in train) / 3600
     print(f"{len(train)} train utterances ({hours:.2f} h), {len(val)} val; features in {time.time() - t_start:.0f} s",
           flush=True)
@@ -273,7 +291,11 @@ def main(argv=None) -> int:
         model.train()
         rng = np.random.default_rng(args.seed * 1000 + state.epoch)
         epoch_losses = []
-        for feats, target, code in make_batches(train, crop, fps, cfg.encoder_rate, args.batch, rng):
+        heard = train
+        if coded:   # (a generator of its own: the crops stay those of a run without the codec)
+            use = np.random.default_rng([args.seed, state.epoch, 1]).random(len(train)) < args.codec_share
+            heard = [(c, *it[1:]) if u else it for it, c, u in zip(train, coded, use)]
+        for feats, target, code in make_batches(heard, crop, fps, cfg.encoder_rate, args.batch, rng):
             feats, target, code = augment(feats, target, code, model.feature_mean, model.feature_std, rng, bank)
             pred, seal = run_s2l(model, feats, crop, fps, code)
             loss, _ = losses.s2l_loss(pred, target, seal_logits=seal, **lambdas)
@@ -294,7 +316,8 @@ def main(argv=None) -> int:
                     extra={"cosine_loss": not args.no_cosine, "gap_loss": args.gap_loss,
                            "gap_weights": gap_weights, "feature_shrink": args.feature_shrink,
                            "feature_tilt": args.feature_tilt, "feature_warp": args.feature_warp,
-                           "non_speech": args.non_speech, "seal_head": args.seal_head,
+                           "non_speech": args.non_speech, "codec_share": args.codec_share,
+                           "seal_head": args.seal_head,
                            "seal_head_only": args.seal_head_only,
                            "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})

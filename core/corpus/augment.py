@@ -12,6 +12,11 @@ input length, so the teacher animates exactly what is heard.
              low-pass, resonance)
   noise      white or pink noise at 5-35 dB SNR
   loudness   level -32 to -14 dBFS RMS, peaks kept below full scale
+
+and one applied at training time instead (tools/train_s2l.py --codec-share), to the audio of
+whole utterances whose timing it keeps:
+
+  gsm        a GSM 06.10 full-rate round trip (sox): the lossy 13 kbit/s telephone codec
 """
 
 from __future__ import annotations
@@ -33,6 +38,24 @@ def _sox(audio: np.ndarray, *effects: str) -> np.ndarray:
     out = subprocess.run(["sox", "-V1", *fmt, "-", *fmt, "-", *effects],
                          input=np.asarray(audio, "<f4").tobytes(), capture_output=True, check=True).stdout
     return np.frombuffer(out, "<f4").astype(np.float32)
+
+
+def gsm(audio: np.ndarray) -> np.ndarray:
+    """Audio coded to GSM 06.10 (8 kHz) and decoded back, as many telephone prompts reach a
+    listener: band-limited, with the codec's coarse spectral envelope and noisy excitation. Same
+    length; no dither either way, so the same audio always gives the same result."""
+    if shutil.which("sox") is None:
+        raise RuntimeError("sox not found: `apt-get install sox` (tools/setup_corpus.sh does)")
+    fmt = ["-t", "f32", "-r", str(SAMPLE_RATE), "-c", "1"]
+    coded = subprocess.run(["sox", "-V1", "-D", *fmt, "-", "-t", "gsm", "-r", "8000", "-c", "1", "-"],
+                           input=np.asarray(audio, "<f4").tobytes(), capture_output=True, check=True).stdout
+    out = subprocess.run(["sox", "-V1", "-D", "-t", "gsm", "-r", "8000", "-c", "1", "-", *fmt, "-"],
+                         input=coded, capture_output=True, check=True).stdout
+    y = np.frombuffer(out, "<f4").astype(np.float32)[: len(audio)]
+    return np.pad(y, (0, len(audio) - len(y)))
+
+
+CODECS = {"gsm": gsm}
 
 
 def tempo(audio, factor: float):
