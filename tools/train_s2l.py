@@ -43,8 +43,10 @@ NON_SPEECH_SOUNDS = 120    # 4 s each, the four kinds in turn (--non-speech)
 
 
 def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float | None, seed: int,
-               max_utterances: int | None = None) -> list:
-    """(features, landmark displacements, meta) per utterance, features cached on disk."""
+               max_utterances: int | None = None, codec: str | None = None) -> tuple[list, list | None]:
+    """(features, landmark displacements, meta, codes) per utterance, features cached on disk; and
+    with ``codec``, each utterance's features after that codec's round trip (same order; else None),
+    read in the same pass over the corpus."""
     metas = corpus.metadata(split)
     # --max-hours keeps the first utterances in shard order (shards rotate voices and engines, so a
     # prefix spans them; and a feature cache filled in shard order is used fully). Validation
@@ -56,30 +58,19 @@ def load_split(corpus: Corpus, split: str, cache: FeatureCache, max_hours: float
             break
         keep.add(metas[i]["utt_id"])
         hours += metas[i]["duration"] / 3600
-    items = []
+    items, coded = [], []
     for utt in corpus.utterances(split):
         if utt.meta["utt_id"] not in keep:
             continue
         items.append((cache.get(utt.meta["utt_id"], utt.audio), utt.landmark_disp.astype(np.float32), utt.meta,
                       utt.codes))
+        if codec:
+            coded.append(cache.get(utt.meta["utt_id"], utt.audio, codec=codec))
         if len(items) % 200 == 0:
             print(f"  {split}: features for {len(items)}/{len(keep)} utterances", flush=True)
-    items.sort(key=lambda it: it[2]["utt_id"])  # corpus order must not depend on shard timing
-    return items
-
-
-def load_coded(corpus: Corpus, split: str, items: list, cache: FeatureCache, codec: str) -> list:
-    """The features of each of ``items``' utterances after a codec's round trip (same order)."""
-    wanted = {it[2]["utt_id"]: i for i, it in enumerate(items)}
-    out, done = [None] * len(items), 0
-    for utt in corpus.utterances(split):
-        i = wanted.get(utt.meta["utt_id"])
-        if i is not None:
-            out[i] = cache.get(utt.meta["utt_id"], utt.audio, codec=codec)
-            done += 1
-            if done % 1000 == 0:
-                print(f"  {split}: {codec} features for {done}/{len(items)}", flush=True)
-    return out
+    # corpus order must not depend on shard timing
+    order = sorted(range(len(items)), key=lambda i: items[i][2]["utt_id"])
+    return [items[i] for i in order], ([coded[i] for i in order] if codec else None)
 
 
 def grid_step(fps: float, rate: float) -> int:
@@ -226,11 +217,11 @@ def main(argv=None) -> int:
                          {"model_dir": args.encoder_dir} if args.encoder_dir else None)
     t_start = time.time()
     print(f"loading features ({args.encoder}) ...", flush=True)
-    train = load_split(corpus, "train", cache, args.max_hours, args.seed)
-    val = load_split(corpus, "val", cache, None, args.seed, args.max_val)
+    train, coded = load_split(corpus, "train", cache, args.max_hours, args.seed,
+                              codec="gsm" if args.codec_share > 0 else None)
+    val, _ = load_split(corpus, "val", cache, None, args.seed, args.max_val)
     if not train or not val:
         raise SystemExit("The corpus has no train or no val utterances.")
-    coded = load_coded(corpus, "train", train, cache, "gsm") if args.codec_share > 0 else None
     hours = sum(it[2]["duration"] for it in train) / 3600
     print(f"{len(train)} train utterances ({hours:.2f} h), {len(val)} val; features in {time.time() - t_start:.0f} s",
           flush=True)

@@ -31,12 +31,17 @@ from .engines import SAMPLE_RATE, Phone
 PROBABILITIES = {"tempo": 0.35, "pitch": 0.3, "formant": 0.25, "reverb": 0.3, "band": 0.3, "noise": 0.5}
 
 
-def _sox(audio: np.ndarray, *effects: str) -> np.ndarray:
+FLOAT = ["-t", "f32", "-r", str(SAMPLE_RATE), "-c", "1"]     # sox's view of our float samples
+
+
+def _run_sox(*args: str, data: bytes) -> bytes:
     if shutil.which("sox") is None:
         raise RuntimeError("sox not found: `apt-get install sox` (tools/setup_corpus.sh does)")
-    fmt = ["-t", "f32", "-r", str(SAMPLE_RATE), "-c", "1"]
-    out = subprocess.run(["sox", "-V1", *fmt, "-", *fmt, "-", *effects],
-                         input=np.asarray(audio, "<f4").tobytes(), capture_output=True, check=True).stdout
+    return subprocess.run(["sox", "-V1", *args], input=data, capture_output=True, check=True).stdout
+
+
+def _sox(audio: np.ndarray, *effects: str) -> np.ndarray:
+    out = _run_sox(*FLOAT, "-", *FLOAT, "-", *effects, data=np.asarray(audio, "<f4").tobytes())
     return np.frombuffer(out, "<f4").astype(np.float32)
 
 
@@ -44,14 +49,9 @@ def gsm(audio: np.ndarray) -> np.ndarray:
     """Audio coded to GSM 06.10 (8 kHz) and decoded back, as many telephone prompts reach a
     listener: band-limited, with the codec's coarse spectral envelope and noisy excitation. Same
     length; no dither either way, so the same audio always gives the same result."""
-    if shutil.which("sox") is None:
-        raise RuntimeError("sox not found: `apt-get install sox` (tools/setup_corpus.sh does)")
-    fmt = ["-t", "f32", "-r", str(SAMPLE_RATE), "-c", "1"]
-    coded = subprocess.run(["sox", "-V1", "-D", *fmt, "-", "-t", "gsm", "-r", "8000", "-c", "1", "-"],
-                           input=np.asarray(audio, "<f4").tobytes(), capture_output=True, check=True).stdout
-    out = subprocess.run(["sox", "-V1", "-D", "-t", "gsm", "-r", "8000", "-c", "1", "-", *fmt, "-"],
-                         input=coded, capture_output=True, check=True).stdout
-    y = np.frombuffer(out, "<f4").astype(np.float32)[: len(audio)]
+    gsm_8k = ["-t", "gsm", "-r", "8000", "-c", "1"]
+    coded = _run_sox("-D", *FLOAT, "-", *gsm_8k, "-", data=np.asarray(audio, "<f4").tobytes())
+    y = np.frombuffer(_run_sox("-D", *gsm_8k, "-", *FLOAT, "-", data=coded), "<f4").astype(np.float32)[: len(audio)]
     return np.pad(y, (0, len(audio) - len(y)))
 
 
