@@ -214,6 +214,14 @@ def test_frequency_warp_is_refused_for_features_without_a_frequency_axis(tmp_pat
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("flag", ["--non-speech", "--codec-share"])
+def test_a_share_must_lie_between_0_and_1(tmp_path, flag):
+    out = subprocess.run([PY, "tools/train_s2l.py", "--corpus", tmp_path, "--encoder", "mel", "--run-dir",
+                          tmp_path / "r", flag, "1.5"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and f"error: {flag} is a share of the training crops or utterances" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "r").exists()
+
+
 def test_a_seal_head_alone_needs_a_network_to_sit_on(tmp_path):
     out = subprocess.run([PY, "tools/train_s2l.py", "--corpus", tmp_path, "--encoder", "mel", "--run-dir",
                           tmp_path / "r", "--seal-head", "1", "--seal-head-only"], cwd=ROOT, capture_output=True,

@@ -208,6 +208,9 @@ def main(argv=None) -> int:
         ap.error("--seal-head-only trains a new seal head on an --init network: give both and --seal-head")
     if args.feature_warp > 0 and args.encoder != "mel":
         ap.error("--feature-warp scales a frequency axis: only the mel encoder's features have one")
+    for flag, share in (("--non-speech", args.non_speech), ("--codec-share", args.codec_share)):
+        if not 0.0 <= share <= 1.0:
+            ap.error(f"{flag} is a share of the training crops or utterances: give 0 to 1, not {share:g}")
 
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
