@@ -8,9 +8,10 @@ overlap in height), so an opening first makes that distance shrink. Two measures
 * ``vertical_gap``: y(62) - y(66) of the displacements in the template frame (Y up), in
   metres, so 0 is the rest pose and every opening counts positively.
 * ``aperture``: the smallest distance between the upper and the lower lip's surfaces near the
-  midline (within ``MIDLINE_HALF_WIDTH`` of it), vertex-to-triangle both ways. The lips are
-  the two sides of FLAME's mouth opening (a hole in the mesh), told apart by which edge of the
-  opening a vertex reaches first along the surface.
+  midline (within ``MIDLINE_HALF_WIDTH`` of it), vertex-to-triangle both ways, and 0 where the
+  two surfaces cross (``lips_cross``). The lips are the two sides of FLAME's mouth opening (a
+  hole in the mesh), told apart by which edge of the opening a vertex reaches first along the
+  surface.
 
 ``remove_opening`` takes a share of the vertical gap out of a landmark track, where the lips
 must meet (pauses, p/b/m seals). numpy only (runs inside stock Blender and in the evaluation
@@ -82,6 +83,8 @@ class LipSurfaces:
     lower: np.ndarray
     upper_faces: np.ndarray      # (F, 3) triangles of each lip near the midline
     lower_faces: np.ndarray
+    upper_edges: np.ndarray      # (E, 2) edges of those triangles
+    lower_edges: np.ndarray
     mouth_loop: np.ndarray       # vertex indices of the mouth opening, in order
 
 
@@ -110,10 +113,14 @@ def boundary_loops(faces: np.ndarray) -> list:
     return loops
 
 
+def _edges(faces: np.ndarray) -> np.ndarray:
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    return np.unique(np.sort(e, axis=1), axis=0)
+
+
 def _surface_distance(vertices, faces, sources) -> np.ndarray:
     """Dijkstra along mesh edges from a set of source vertices (heapq: no scipy in Blender)."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(e, axis=1), axis=0)
+    e = _edges(faces)
     w = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1)
     adj: list = [[] for _ in range(len(vertices))]
     for (a, b), length in zip(e.tolist(), w.tolist()):
@@ -154,10 +161,9 @@ def lip_surfaces() -> LipSurfaces:
     lower = np.flatnonzero(near_mid & (dl < du) & (dl < LIP_DEPTH))
     in_u, in_l = np.zeros(len(v), bool), np.zeros(len(v), bool)
     in_u[upper], in_l[lower] = True, True
-    return LipSurfaces(upper=upper, lower=lower,
-                       upper_faces=topo.faces[in_u[topo.faces].all(axis=1)],
-                       lower_faces=topo.faces[in_l[topo.faces].all(axis=1)],
-                       mouth_loop=loop)
+    upper_faces, lower_faces = topo.faces[in_u[topo.faces].all(axis=1)], topo.faces[in_l[topo.faces].all(axis=1)]
+    return LipSurfaces(upper=upper, lower=lower, upper_faces=upper_faces, lower_faces=lower_faces,
+                       upper_edges=_edges(upper_faces), lower_edges=_edges(lower_faces), mouth_loop=loop)
 
 
 def _point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -185,8 +191,37 @@ def _point_triangle_distance(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return best
 
 
+def _segments_cross_triangles(p0: np.ndarray, p1: np.ndarray, tri: np.ndarray) -> bool:
+    """Whether any segment p0[i]-p1[i] (E, 3) passes through any triangle (F, 3, 3) (Moller-Trumbore)."""
+    a = tri[:, 0]
+    e1, e2 = (tri[:, 1] - a)[None], (tri[:, 2] - a)[None]
+    d = (p1 - p0)[:, None, :]
+    h = np.cross(d, e2)
+    det = (e1 * h).sum(-1)
+    ok = np.abs(det) > 1e-18                         # a segment parallel to the plane does not cross it
+    inv = 1.0 / np.where(ok, det, 1.0)
+    s = p0[:, None, :] - a[None]
+    u = (s * h).sum(-1) * inv
+    q = np.cross(s, e1)
+    v = (d * q).sum(-1) * inv
+    t = (e2 * q).sum(-1) * inv
+    return bool((ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t >= 0) & (t <= 1)).any())
+
+
+def lips_cross(vertices: np.ndarray) -> bool:
+    """Whether the upper and lower lip surfaces near the midline pass through each other in one
+    (5023, 3) frame: an edge of one lip crosses a triangle of the other. FLAME's lips do at rest
+    (the closed template's lips overlap), and so do lips pressed together: they touch."""
+    s = lip_surfaces()
+    f = np.asarray(vertices, np.float64)
+    return (_segments_cross_triangles(f[s.upper_edges[:, 0]], f[s.upper_edges[:, 1]], f[s.lower_faces])
+            or _segments_cross_triangles(f[s.lower_edges[:, 0]], f[s.lower_edges[:, 1]], f[s.upper_faces]))
+
+
 def aperture(vertices: np.ndarray) -> np.ndarray:
-    """Smallest distance between the upper and lower lip surfaces near the midline, per frame.
+    """Smallest distance between the upper and lower lip surfaces near the midline, per frame;
+    0 where they cross (``lips_cross``: a vertex-to-surface distance would read lips pressed
+    past each other as up to a millimetre apart, from vertices on the far side).
 
     ``vertices``: (5023, 3) or (T, 5023, 3) FLAME-topology vertices (any identity, metres or the
     mesh's units). Returns a float or (T,) array in the same units.
@@ -196,6 +231,9 @@ def aperture(vertices: np.ndarray) -> np.ndarray:
     frames = v[None] if v.ndim == 2 else v
     out = np.empty(len(frames))
     for i, f in enumerate(frames):
+        if lips_cross(f):
+            out[i] = 0.0
+            continue
         d1 = _point_triangle_distance(f[s.upper], f[s.lower_faces]).min()
         d2 = _point_triangle_distance(f[s.lower], f[s.upper_faces]).min()
         out[i] = min(d1, d2)

@@ -57,6 +57,20 @@ def test_lip_measures_on_the_mesh():
     assert 0.004 < lip_aperture.aperture(opened) <= 0.010          # the lips overlap ~4 mm in height at rest
     both = lip_aperture.aperture(np.stack([v, opened]))
     assert both.shape == (2,) and both[0] < both[1]
+    assert lip_aperture.lips_cross(v) and not lip_aperture.lips_cross(opened)
+
+
+@pytest.mark.parametrize("up_mm, back_mm", [(1, 0), (3, 2), (5, 1)])
+def test_lips_pressed_through_each_other_touch(up_mm, back_mm):
+    # a seal's press pushes the lower lip up through the upper one; the vertices nearest the
+    # other lip's surface are then on its far side, up to ~0.6 mm away: still touching
+    v = flame.load_topology().template.astype(np.float64)
+    s = lip_aperture.lip_surfaces()
+    v[s.lower] += [0, up_mm / 1000, -back_mm / 1000]
+    nearest = min(lip_aperture._point_triangle_distance(v[s.upper], v[s.lower_faces]).min(),
+                  lip_aperture._point_triangle_distance(v[s.lower], v[s.upper_faces]).min())
+    assert nearest > 0.0001                                        # the vertices alone say apart
+    assert lip_aperture.lips_cross(v) and lip_aperture.aperture(v) == 0.0
     d = np.zeros((68, 3))
     d[66, 1] = -0.005                                              # inner lower lip 5 mm down
     assert lip_aperture.vertical_gap(d) == pytest.approx(0.005)

@@ -6,8 +6,8 @@ human speech of voices the networks never heard:
     minus y of 66, 0 at rest; the 62-66 distance is not a gap on FLAME) over speech frames:
     median, 95th percentile, maximum;
   * closures: at every p/b/m that hama's recogniser finds, the mesh's true lip aperture
-    (core.lip_aperture.aperture: smallest upper-to-lower lip surface distance near the midline)
-    within the phone (+-1 frame) - sealed when <= 0.5 mm;
+    (core.lip_aperture.aperture: smallest upper-to-lower lip surface distance near the midline, 0
+    where the surfaces cross) within the phone (+-1 frame) - sealed when <= 0.5 mm;
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
   * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
 Each is measured as shipped and again with the pause rest and the lip seal off (the networks
