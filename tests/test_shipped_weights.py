@@ -126,3 +126,20 @@ def test_real_speech_report_keeps_each_bilabial(real_speech):
         assert clip["bilabials_unsealed_by_rules"] == sum(a and not s for s, a in zip(shipped, alone))
         assert enc["summary"]["bilabials_unsealed_by_rules"] == clip["bilabials_unsealed_by_rules"]
         assert enc["summary_networks_alone"]["bilabials_sealed"] == sum(alone)
+
+
+def test_real_speech_report_counts_lips_shut_where_the_teacher_opens(real_speech):
+    """Each network's speech frames are compared with the teacher animating the same phones: the
+    frames it holds open are counted, and those a network shuts; the teacher is not compared with
+    itself."""
+    assert "open_frames" not in real_speech["encoders"]["teacher"]["summary"]
+    teacher_clip, = real_speech["encoders"]["teacher"]["files"]
+    for name in ("hama", "mel"):
+        enc = real_speech["encoders"][name]
+        (clip,) = enc["files"]
+        # the teacher opens in much of the clip's speech (its median gap there is several mm)
+        assert teacher_clip["speech_frames"] // 3 < clip["open_frames"] <= clip["speech_frames"]
+        assert 0 <= clip["open_frames_shut"] <= clip["open_frames"]
+        assert enc["summary"]["open_frames_shut"] == clip["open_frames_shut"]
+        assert enc["summary"]["open_frames_shut_share"] == clip["open_frames_shut"] / clip["open_frames"]
+        assert enc["summary_networks_alone"]["open_frames"] == clip["open_frames"]

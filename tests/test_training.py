@@ -260,3 +260,27 @@ def test_reteach_refuses_a_folder_without_a_corpus(tmp_path):
                          text=True)
     assert out.returncode == 1 and out.stderr.startswith("error: ") and "manifest.json not found: no corpus there" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_closures_count_lips_closed_where_the_teacher_opens_them():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import evaluate
+    from core import lip_seal
+    # teacher: two seals (frames 3-4 and 10); open (gap 5 mm) elsewhere but frames 0-1 (1 mm)
+    labels = np.zeros(14)
+    labels[[3, 4, 10]] = 1
+    gap = np.full(14, 5.0)
+    gap[[0, 1, 3, 4, 10]] = [1.0, 1.0, 0.0, 0.0, 0.0]
+    model = gap.copy()
+    model[[0, 6, 7]] = 0.2    # the network shuts at a nearly closed frame, and at two open ones
+    assert evaluate.closures(gap, model) == {"open_frames": 9, "open_frames_closed": 2}
+    full = 10.0                                     # logits sure of a seal, and sure of none
+    assert lip_seal.seal_weights(np.array([full, -full])).tolist() == [1.0, 0.0]
+    logits = np.full(14, -full)
+    logits[5] = full          # one frame after the first seal: it counts (+-1 frame)
+    logits[12] = full         # two frames after the second: it does not, and closes an open frame
+    sealed = model.copy()
+    sealed[[5, 12]] = 0.0     # what the seal does to the gap at those two frames
+    r = evaluate.closures(gap, model, logits, labels, sealed)
+    assert r == {"open_frames": 9, "open_frames_closed": 2, "seal_events": 2, "seal_events_sealed": 1,
+                 "open_frames_closed_with_seal": 4}

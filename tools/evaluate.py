@@ -7,6 +7,9 @@ vertices, plus LVE (m^2 and mm), for:
   * S2D alone on the true landmarks (how much error S2D adds),
   * baselines: the static neutral face, and the mean training motion at every frame,
   * the ablation: an S2L trained without the cosine loss (``--ablation NAME``), same seed/budget.
+Also where the model closes lips the teacher holds open (``closures``) and, for a network with a
+seal head (core.lip_seal), where its lip seal does and which of the teacher's seals it makes in
+full. The metrics above are the network's own, without the seal (the paper's measure).
 Metrics are computed per utterance and averaged over utterances; with ``--max-utterances`` the
 utterances are spread over every voice of the split (``sample_utterances``), not taken in shard
 order. Writes a Markdown report, JSON (with the evaluated networks' manifest evidence) and
@@ -29,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import audio as audio_io, flame, metrics, weights  # noqa: E402
+from core import audio as audio_io, flame, lip_aperture, lip_seal, metrics, weights  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.numpy_runtime import NumpyS2L  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
@@ -74,6 +77,37 @@ def sample_utterances(metas: list, max_utts: int, seed: int = 0) -> list:
     return chosen
 
 
+OPEN_MM = 2.0      # a teacher gap over this is clearly open: lips closed there are wrongly closed
+CLOSED_MM = 0.5    # a predicted gap under this is closed
+
+
+def teacher_seals(landmark_disp: np.ndarray) -> np.ndarray:
+    """(T,) 0/1 the teacher's seals in (T, 68, 3) displacements in metres: the seal head's own
+    training labels (core.losses, so torch; only networks with a seal head need them)."""
+    import torch
+    from core import losses
+    return losses.seal_labels(torch.from_numpy(landmark_disp)[None], unit=1.0)[0].numpy()
+
+
+def closures(gap_teacher: np.ndarray, gap_model: np.ndarray, logits: np.ndarray | None = None,
+             labels: np.ndarray | None = None, gap_sealed: np.ndarray | None = None) -> dict:
+    """Counts of where the lips close against the teacher, from gaps (T,) in mm: frames the
+    teacher holds open (over ``OPEN_MM``) that the network closes (under ``CLOSED_MM``). With a
+    seal head's ``logits``, the teacher's seal ``labels`` (T,) 0/1 and the gap with core.lip_seal
+    applied (``gap_sealed``), also: the open frames closed with the seal, and the teacher's seal
+    events (runs of labelled frames) where the seal is full within the run +-1 frame."""
+    open_ = gap_teacher > OPEN_MM
+    out = {"open_frames": int(open_.sum()), "open_frames_closed": int((open_ & (gap_model < CLOSED_MM)).sum())}
+    if logits is not None:
+        w = lip_seal.seal_weights(logits)
+        edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        full = [bool((w[max(0, a - 1):b + 1] >= 1).any()) for a, b in zip(starts, stops)]
+        out.update(open_frames_closed_with_seal=int((open_ & (gap_sealed < CLOSED_MM)).sum()),
+                   seal_events=len(full), seal_events_sealed=int(sum(full)))
+    return out
+
+
 def summarise(rows: list) -> dict:
     keys = rows[0].keys()
     return {k: float(np.nanmean([r[k] for r in rows])) if not all(np.isnan(r[k]) for r in rows) else float("nan")
@@ -85,7 +119,7 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
     lips_dense = topo.regions["lips"]
     results = {name: {"landmarks": [], "dense": []} for name in
                ("model", "s2d_on_true_landmarks", "static", "mean_motion", "ablation_no_cosine")}
-    plots, region_de = [], []
+    plots, region_de, closed = [], [], []
     metas = corpus.metadata(split)
     chosen = set(sample_utterances(metas, max_utts))
     # Only the shards that hold a chosen utterance are read.
@@ -101,7 +135,17 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         y_d = utt.dense_disp().astype(np.float64)
         feats = animator.encoder.features(samples)
         code = utt.codes if animator.condition_dim else None    # the utterance's emotion and style
-        preds = {"model": animator.s2l(feats, utt.num_frames, utt.fps, 0.0, code)}
+        gap_sealed = logits = labels = None
+        if animator.has_seal_head:
+            p_l, logits = animator.s2l(feats, utt.num_frames, utt.fps, 0.0, code, return_seal=True)
+            labels = teacher_seals(y_l)
+            sealed = lip_aperture.remove_opening(p_l, lip_seal.seal_weights(logits), lip_seal.press(logits))
+            gap_sealed = lip_aperture.vertical_gap(sealed) * 1000.0
+        else:
+            p_l = animator.s2l(feats, utt.num_frames, utt.fps, 0.0, code)
+        closed.append(closures(lip_aperture.vertical_gap(y_l) * 1000.0, lip_aperture.vertical_gap(p_l) * 1000.0,
+                               logits, labels, gap_sealed))
+        preds = {"model": p_l}
         if ablation_s2l is not None:
             preds["ablation_no_cosine"] = ablation_s2l(feats, utt.num_frames, utt.fps, 0.0,
                                                        utt.codes if ablation_s2l.config["condition_dim"] else None)
@@ -130,6 +174,9 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
     if region_de:
         out["model_dense_DE_by_region_mm"] = {k: 1000 * float(np.mean([r[k] for r in region_de]))
                                               for k in region_de[0]}
+    if closed:
+        out["closures"] = {k: int(sum(r[k] for r in closed)) for k in closed[0]}
+        out["closures"].update(open_above_mm=OPEN_MM, closed_below_mm=CLOSED_MM)
     out["voices"] = len(voices)
     out["voices_in_split"] = len({m["voice_id"] for m in metas})
     out["sampling"] = "round-robin over the split's voices, seeded order within each voice (sample_utterances)"
@@ -194,6 +241,17 @@ def report_markdown(result: dict) -> str:
         if "model_dense_DE_by_region_mm" in r:
             lines += ["Model dense DE by region: " + ", ".join(
                 f"{k} {v:.3f} mm" for k, v in r["model_dense_DE_by_region_mm"].items()) + ".", ""]
+        if "closures" in r:
+            c = r["closures"]
+            lines += [f"Lips closed where the teacher opens them: of the {c['open_frames']} frames the teacher holds "
+                      f"open (inner-lip gap over {c['open_above_mm']:g} mm), the model closes {c['open_frames_closed']} "
+                      f"({100 * c['open_frames_closed'] / max(c['open_frames'], 1):.1f} %; gap under "
+                      f"{c['closed_below_mm']:g} mm)"
+                      + (f"; with the lip seal (core.lip_seal, from the seal head; not in the figures above) "
+                         f"{c['open_frames_closed_with_seal']} "
+                         f"({100 * c['open_frames_closed_with_seal'] / max(c['open_frames'], 1):.1f} %), and the seal "
+                         f"is full at {c['seal_events_sealed']} of the teacher's {c['seal_events']} seals"
+                         if "seal_events" in c else "") + ".", ""]
         lines += [f"![mouth opening]({p})" for p in r["plots"]] + [""]
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,10 @@ human speech of voices the networks never heard:
     (core.lip_aperture.aperture: smallest upper-to-lower lip surface distance near the midline, 0
     where the surfaces cross) within the phone (+-1 frame) - sealed when <= 0.5 mm;
   * rest: the aperture in silent frames (inside pauses of 100 ms or more) - closed when <= 1 mm;
-  * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope.
+  * jaw and loudness: correlation of the chin's drop (landmark 8) with the loudness envelope;
+  * closed where it should be open: the speech frames where the teacher animating the same phones
+    (below) holds the lips open (gap over 2 mm there and a frame either side) and the network
+    closes them (gap under 0.5 mm) - a mouth that shuts at every consonant reads as chewing.
 Each is measured as shipped and again with the pause rest and the lip seal off (the networks
 alone), so the report shows what the inference-time rules add; the JSON keeps every p/b/m (phone,
 time, aperture both ways) so a seal the rules made or undid can be found. The ``teacher`` row is a
@@ -72,6 +75,7 @@ NON_SPEECH_MM = 1.0        # the inner-lip gap's 95th percentile over a non-spee
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
+OPEN_MM, SHUT_MM = 2.0, 0.5     # the teacher's lips open over 2 mm where a network's are shut under 0.5 mm
 # per file, the networks-alone figures kept beside the shipped ones
 ALONE_KEYS = ("gap_speech_median_mm", "gap_speech_p95_mm", "gap_max_mm", "bilabials_sealed",
               "aperture_rest_median_mm", "jaw_loudness_correlation")
@@ -112,18 +116,28 @@ def recording(path: str, asr, codec: str | None = None) -> tuple[np.ndarray, lis
     return samples, asr.phoneme_spans(asr.transcribe_waveform(samples, 16000))
 
 
+def reference_open(samples: np.ndarray, spans, fps: float, teacher: "TeacherReference") -> np.ndarray:
+    """(T,) frames where the teacher animating these phones (with its rest in pauses) holds the
+    lips open: gap over ``OPEN_MM`` there and a frame either side (the phones' times are the
+    recogniser's, a frame off at times)."""
+    anim = teacher.animate(samples, spans, fps)
+    gap = lip_aperture.vertical_gap(flame.landmarks(anim.displacements.astype(np.float64))) * 1000.0
+    return np.minimum.reduce([gap, np.r_[gap[:1], gap[:-1]], np.r_[gap[1:], gap[-1:]]]) > OPEN_MM
+
+
 def analyse(path: str, animator: Animator, fps: float, heard: tuple) -> tuple[dict, dict] | None:
     """Measures of one recording (``heard``: what ``recording`` returned) as shipped, and with the
     pause rest and the lip seal off (the networks alone); None when hama's recogniser finds no
     phone in it (not speech: its loud frames would count as speech frames; ``non_speech_opening``
     measures it)."""
-    samples, spans = heard
+    samples, spans, ref_open = heard
     if not spans:
         return None
     rows = []
     for rules in (True, False):      # (the teacher has no lip seal to switch: it ignores lip_seal)
         animator.pause_rest = animator.lip_seal = rules
-        rows.append(measure(path, samples, animator, fps, spans))
+        rows.append(measure(path, samples, animator, fps, spans,
+                            None if isinstance(animator, TeacherReference) else ref_open))
     animator.pause_rest = animator.lip_seal = True
     shipped, alone = rows
     # each file and each p/b/m also says what the networks alone did, so a seal the rules
@@ -169,7 +183,7 @@ class TeacherReference:
         return SimpleNamespace(displacements=d, vertices=self.identity.neutral[None] + d, num_frames=len(d))
 
 
-def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict:
+def measure(path: str, samples: np.ndarray, animator, fps: float, spans, ref_open: np.ndarray | None = None) -> dict:
     topo = flame.load_topology()
     if isinstance(animator, TeacherReference):
         anim = animator.animate(samples, spans, fps)
@@ -193,6 +207,12 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
                 bilabials.append({"phone": s.phoneme, "start_s": round(s.start_ms / 1000, 3),
                                   "aperture_mm": round(closures[-1], 3)})
     # per region (core/flame.py regions): 95th percentile of vertex motion over the clip
+    if ref_open is not None:     # the teacher on these phones keeps the lips open, the network shuts them
+        n = min(len(ref_open), len(gap))
+        should_open = ref_open[:n] & speech[:n]
+        shut = {"open_frames": int(should_open.sum()), "open_frames_shut": int((should_open & (gap[:n] < SHUT_MM)).sum())}
+    else:
+        shut = {}
     norms = np.linalg.norm(anim.displacements, axis=-1) * 1000.0
     regions = {name: float(np.percentile(norms[:, idx], 95)) for name, idx in flame.load_topology().regions.items()}
     return {"file": Path(path).name, "seconds": round(len(samples) / 16000, 2), "frames": anim.num_frames,
@@ -211,7 +231,7 @@ def measure(path: str, samples: np.ndarray, animator, fps: float, spans) -> dict
             "bilabials_half_closed": int(sum(c < 0.5 * np.median(aperture[speech]) for c in closures))
             if speech.any() else 0,
             "bilabial_aperture_median_mm": float(np.median(closures)) if closures else float("nan"),
-            "bilabials": bilabials,
+            "bilabials": bilabials, **shut,
             "_gap_speech": gap[speech].tolist(), "_aperture_rest": aperture[rest].tolist(),
             "_series": {"gap": gap.tolist(), "aperture": aperture.tolist(), "jaw": jaw_drop.tolist(),
                         "loud": loud.tolist(),
@@ -233,6 +253,10 @@ def summarise(rows: list) -> dict:
     rest = np.concatenate([r["_aperture_rest"] for r in rows]) if rows else np.zeros(0)
     found = int(sum(r["bilabials_found"] for r in rows))
     sealed = int(sum(r["bilabials_sealed"] for r in rows))
+    shut = {}
+    if rows and "open_frames" in rows[0]:
+        shut = {k: int(sum(r[k] for r in rows)) for k in ("open_frames", "open_frames_shut")}
+        shut["open_frames_shut_share"] = shut["open_frames_shut"] / shut["open_frames"] if shut["open_frames"] else float("nan")
     return {
         "clips": len(rows), "seconds": round(float(sum(r["seconds"] for r in rows)), 1),
         "region_motion_p95_mm": {k: float(np.median([r["region_motion_p95_mm"][k] for r in rows]))
@@ -246,6 +270,7 @@ def summarise(rows: list) -> dict:
         "jaw_loudness_correlation_mean": float(np.mean([r["jaw_loudness_correlation"] for r in rows])),
         **({k: int(sum(r[k] for r in rows)) for k in ("bilabials_sealed_by_rules", "bilabials_unsealed_by_rules")}
            if rows and "bilabials_sealed_by_rules" in rows[0] else {}),
+        **shut,
     }
 
 
@@ -339,6 +364,9 @@ def main(argv=None) -> int:
           f"below is in `{args.name}.json` beside this file.", ""]
     # recognised once per recording: every encoder is judged on the same p/b/m
     heard = {f: recording(f, asr, args.codec) for _, f in items}
+    # ... and the teacher animates those phones once: where it holds the lips open
+    teacher = TeacherReference()
+    heard = {f: (x, sp, reference_open(x, sp, args.fps, teacher) if sp else None) for f, (x, sp) in heard.items()}
     for enc in args.encoders.split(","):
         animator = TeacherReference() if enc == "teacher" else Animator.load(args.weights, encoder=enc)
         rows, alone, skipped, non_speech = [], [], [], []
@@ -391,6 +419,11 @@ def main(argv=None) -> int:
                f"{100 * agg['rest_closed_share']:.0f} % of {agg['rest_frames']} (target >= 95 %)",
                f"- chin drop vs loudness correlation (mean over clips): {agg['jaw_loudness_correlation_mean']:.2f} "
                "(target >= 0.6)",
+               *([f"- shut where the teacher on the same phones opens: of the {agg['open_frames']} speech frames "
+                  f"where it holds the lips open (gap over {OPEN_MM:g} mm, a frame either side too), the lips are shut "
+                  f"(gap under {SHUT_MM:g} mm) at {agg['open_frames_shut']} ({100 * agg['open_frames_shut_share']:.1f} %; "
+                  f"the networks alone: {agg_alone['open_frames_shut']}, "
+                  f"{100 * agg_alone['open_frames_shut_share']:.1f} %)"] if "open_frames" in agg else []),
                ("- the networks alone, without the pause rest (core.voice_activity.pause_weights)"
                 + (" and the lip seal (core.lip_seal)" if has_head else "")
                 + ": gap median "

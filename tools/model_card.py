@@ -60,6 +60,15 @@ def _mm(x: float, digits: int = 3) -> str:
     return f"{x * 1000:.{digits}f}"
 
 
+def _closures(c: dict | None) -> str:
+    """tools/evaluate.py's count of lips closed where the teacher opens them, as a clause."""
+    if not c:
+        return ""
+    share = lambda k: f"{100 * c[k] / max(c['open_frames'], 1):.1f} %"     # noqa: E731
+    seal = f" ({share('open_frames_closed_with_seal')} with its lip seal)" if "open_frames_closed_with_seal" in c else ""
+    return f"; the network closes the lips at {share('open_frames_closed')} of the frames the teacher holds open{seal}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default=str(weights.DEFAULT_DIR))
@@ -113,12 +122,14 @@ def main(argv=None) -> int:
                          f"{_mm(m['dense']['DE'])} mm (static {_mm(s['dense']['DE'])}, ratio "
                          f"{m['dense']['DE'] / s['dense']['DE']:.2f}); lip LE dense {_mm(m['dense']['LE'], 2)} mm "
                          f"(static {_mm(s['dense']['LE'], 2)}, ratio {m['dense']['LE'] / s['dense']['LE']:.2f}); "
-                         f"LVE {m['dense']['lve_mm']:.2f} mm (`docs/eval/{stem}.json`, tables in `{stem}.md`).")
+                         f"LVE {m['dense']['lve_mm']:.2f} mm (`docs/eval/{stem}.json`, tables in `{stem}.md`)"
+                         f"{_closures(res.get('closures'))}.")
     # the wider real set (training recipes and candidates were compared on it), then the
     # confirmation set of voices no recipe was tuned on (evaluate_real --set confirm)
     for stem, what in (("real_speech", "real speech"),
                        ("real_speech_confirm", "real speech, confirmation voices (no recipe tuned on them; only finalists "
-                                               "measured, docs/eval/candidates/README.md)")):
+                                               "measured, docs/eval/candidates/README.md)"),
+                       ("real_speech_gsm", "real speech through a GSM 06.10 round trip (`--codec gsm`)")):
         for enc, res in evals.get(stem, {}).get("encoders", {}).items():
             s = res["summary"]
             who = enc if enc != "teacher" else "the teacher on hama's phones (reference, not shipped)"
@@ -127,8 +138,10 @@ def main(argv=None) -> int:
                          f"{s['gap_speech_p95_mm']:.1f} mm, max {s['gap_max_mm']:.1f} mm; lips sealed (mesh aperture "
                          f"<= 0.5 mm) at {s['bilabials_sealed']} of {s['bilabials_found']} p/b/m; closed in "
                          f"{100 * s['rest_closed_share']:.0f} % of silent frames; chin-loudness r = "
-                         f"{s['jaw_loudness_correlation_mean']:.2f} (`docs/eval/{stem}.json`, "
-                         "`tools/evaluate_real.py`).")
+                         f"{s['jaw_loudness_correlation_mean']:.2f}"
+                         + (f"; shut at {100 * s['open_frames_shut_share']:.1f} % of the speech frames where the "
+                            "teacher on the same phones opens" if "open_frames_shut_share" in s else "")
+                         + f" (`docs/eval/{stem}.json`, `tools/evaluate_real.py`).")
     ablations = {k: v for k, v in evals.items() if k.startswith("ablation_cosine")}
     dae_gaps = []
     for stem, result in ablations.items():
