@@ -274,6 +274,9 @@ def test_closures_count_lips_closed_where_the_teacher_opens_them():
     model = gap.copy()
     model[[0, 6, 7]] = 0.2    # the network shuts at a nearly closed frame, and at two open ones
     assert evaluate.closures(gap, model) == {"open_frames": 9, "open_frames_closed": 2}
+    phones = evaluate.frame_phones([[0.0, 0.2, "ˈa"], [0.2, 0.3, "t"]], 14, 10.0)
+    assert phones[:4].tolist() == ["a", "a", "t", "sil"]
+    assert evaluate.closures(gap, model, phones=phones)["by_phone"] == {"sil": [2, 8], "t": [0, 1]}
     full = 10.0                                     # logits sure of a seal, and sure of none
     assert lip_seal.seal_weights(np.array([full, -full])).tolist() == [1.0, 0.0]
     logits = np.full(14, -full)

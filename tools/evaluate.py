@@ -89,15 +89,30 @@ def teacher_seals(landmark_disp: np.ndarray) -> np.ndarray:
     return losses.seal_labels(torch.from_numpy(landmark_disp)[None], unit=1.0)[0].numpy()
 
 
+def frame_phones(phones: list, num_frames: int, fps: float) -> np.ndarray:
+    """(T,) the phone under each frame (stress and length marks dropped; "sil" outside phones)."""
+    t = np.arange(num_frames) / fps
+    out = np.full(num_frames, "sil", object)
+    for start, end, ph in phones:
+        out[(t >= start) & (t < end)] = ph.strip("ˈˌː") or "sil"
+    return out
+
+
 def closures(gap_teacher: np.ndarray, gap_model: np.ndarray, logits: np.ndarray | None = None,
-             labels: np.ndarray | None = None, gap_sealed: np.ndarray | None = None) -> dict:
+             labels: np.ndarray | None = None, gap_sealed: np.ndarray | None = None,
+             phones: np.ndarray | None = None) -> dict:
     """Counts of where the lips close against the teacher, from gaps (T,) in mm: frames the
-    teacher holds open (over ``OPEN_MM``) that the network closes (under ``CLOSED_MM``). With a
+    teacher holds open (over ``OPEN_MM``) that the network closes (under ``CLOSED_MM``), in all
+    and per phone (``phones`` (T,) from ``frame_phones``: [closed, open frames]). With a
     seal head's ``logits``, the teacher's seal ``labels`` (T,) 0/1 and the gap with core.lip_seal
     applied (``gap_sealed``), also: the open frames closed with the seal, and the teacher's seal
     events (runs of labelled frames) where the seal is full within the run +-1 frame."""
     open_ = gap_teacher > OPEN_MM
-    out = {"open_frames": int(open_.sum()), "open_frames_closed": int((open_ & (gap_model < CLOSED_MM)).sum())}
+    closed = open_ & (gap_model < CLOSED_MM)
+    out = {"open_frames": int(open_.sum()), "open_frames_closed": int(closed.sum())}
+    if phones is not None:
+        out["by_phone"] = {str(ph): [int((closed & (phones == ph)).sum()), int((open_ & (phones == ph)).sum())]
+                           for ph in sorted(set(phones[open_]))}
     if logits is not None:
         w = lip_seal.seal_weights(logits)
         edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
@@ -144,7 +159,8 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         else:
             p_l = animator.s2l(feats, utt.num_frames, utt.fps, 0.0, code)
         closed.append(closures(lip_aperture.vertical_gap(y_l) * 1000.0, lip_aperture.vertical_gap(p_l) * 1000.0,
-                               logits, labels, gap_sealed))
+                               logits, labels, gap_sealed,
+                               frame_phones(utt.meta.get("phones", []), utt.num_frames, utt.fps)))
         preds = {"model": p_l}
         if ablation_s2l is not None:
             preds["ablation_no_cosine"] = ablation_s2l(feats, utt.num_frames, utt.fps, 0.0,
@@ -175,8 +191,13 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         out["model_dense_DE_by_region_mm"] = {k: 1000 * float(np.mean([r[k] for r in region_de]))
                                               for k in region_de[0]}
     if closed:
-        out["closures"] = {k: int(sum(r[k] for r in closed)) for k in closed[0]}
-        out["closures"].update(open_above_mm=OPEN_MM, closed_below_mm=CLOSED_MM)
+        out["closures"] = {k: int(sum(r[k] for r in closed)) for k in closed[0] if k != "by_phone"}
+        by_phone: dict = {}
+        for r in closed:
+            for ph, (c, o) in r["by_phone"].items():
+                by_phone[ph] = [by_phone.get(ph, [0, 0])[0] + c, by_phone.get(ph, [0, 0])[1] + o]
+        out["closures"].update(open_above_mm=OPEN_MM, closed_below_mm=CLOSED_MM,
+                               by_phone=dict(sorted(by_phone.items(), key=lambda kv: -kv[1][0])))
     out["voices"] = len(voices)
     out["voices_in_split"] = len({m["voice_id"] for m in metas})
     out["sampling"] = "round-robin over the split's voices, seeded order within each voice (sample_utterances)"
@@ -251,7 +272,9 @@ def report_markdown(result: dict) -> str:
                          f"{c['open_frames_closed_with_seal']} "
                          f"({100 * c['open_frames_closed_with_seal'] / max(c['open_frames'], 1):.1f} %), and the seal "
                          f"is full at {c['seal_events_sealed']} of the teacher's {c['seal_events']} seals"
-                         if "seal_events" in c else "") + ".", ""]
+                         if "seal_events" in c else "") + ". Where the model closes them, by phone (closed / open "
+                      "frames; the phones the corpus engine gave): "
+                      + ", ".join(f"{ph} {n}/{o}" for ph, (n, o) in list(c["by_phone"].items())[:10] if n) + ".", ""]
         lines += [f"![mouth opening]({p})" for p in r["plots"]] + [""]
     return "\n".join(lines) + "\n"
 
