@@ -31,6 +31,9 @@ from . import flame
 MIDLINE_HALF_WIDTH = 0.010     # metres either side of the midline (mouth is ~48 mm wide)
 OPENING_SPREAD = 2e-4          # remove_opening: a clip's gap must vary this much (RMS, metres) to learn its pattern
 LIP_DEPTH = 0.030              # surface distance from the mouth opening that still counts as lip
+# how the evaluations (tools/evaluate.py, tools/evaluate_real.py) read a vertical gap, in mm
+OPEN_MM = 2.0                  # clearly open: lips shut where the teacher's gap is over this are wrongly shut
+SHUT_MM = 0.5                  # shut
 
 
 def vertical_gap(landmark_displacements: np.ndarray) -> np.ndarray:

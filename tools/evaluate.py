@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import audio as audio_io, flame, lip_aperture, lip_seal, metrics, weights  # noqa: E402
+from core.lip_aperture import OPEN_MM, SHUT_MM  # noqa: E402
+from core.prosody import runs  # noqa: E402
 from core.corpus.dataset import Corpus  # noqa: E402
 from core.numpy_runtime import NumpyS2L  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
@@ -77,10 +79,6 @@ def sample_utterances(metas: list, max_utts: int, seed: int = 0) -> list:
     return chosen
 
 
-OPEN_MM = 2.0      # a teacher gap over this is clearly open: lips closed there are wrongly closed
-CLOSED_MM = 0.5    # a predicted gap under this is closed
-
-
 def teacher_seals(landmark_disp: np.ndarray) -> np.ndarray:
     """(T,) 0/1 the teacher's seals in (T, 68, 3) displacements in metres: the seal head's own
     training labels (core.losses, so torch; only networks with a seal head need them)."""
@@ -102,23 +100,21 @@ def closures(gap_teacher: np.ndarray, gap_model: np.ndarray, logits: np.ndarray 
              labels: np.ndarray | None = None, gap_sealed: np.ndarray | None = None,
              phones: np.ndarray | None = None) -> dict:
     """Counts of where the lips close against the teacher, from gaps (T,) in mm: frames the
-    teacher holds open (over ``OPEN_MM``) that the network closes (under ``CLOSED_MM``), in all
+    teacher holds open (over ``OPEN_MM``) that the network closes (under ``SHUT_MM``), in all
     and per phone (``phones`` (T,) from ``frame_phones``: [closed, open frames]). With a
     seal head's ``logits``, the teacher's seal ``labels`` (T,) 0/1 and the gap with core.lip_seal
     applied (``gap_sealed``), also: the open frames closed with the seal, and the teacher's seal
     events (runs of labelled frames) where the seal is full within the run +-1 frame."""
     open_ = gap_teacher > OPEN_MM
-    closed = open_ & (gap_model < CLOSED_MM)
+    closed = open_ & (gap_model < SHUT_MM)
     out = {"open_frames": int(open_.sum()), "open_frames_closed": int(closed.sum())}
     if phones is not None:
         out["by_phone"] = {str(ph): [int((closed & (phones == ph)).sum()), int((open_ & (phones == ph)).sum())]
                            for ph in sorted(set(phones[open_]))}
     if logits is not None:
         w = lip_seal.seal_weights(logits)
-        edges = np.diff(np.concatenate([[0], labels.astype(np.int8), [0]]))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        full = [bool((w[max(0, a - 1):b + 1] >= 1).any()) for a, b in zip(starts, stops)]
-        out.update(open_frames_closed_with_seal=int((open_ & (gap_sealed < CLOSED_MM)).sum()),
+        full = [bool((w[max(0, a - 1):b + 1] >= 1).any()) for a, b in runs(labels > 0)]
+        out.update(open_frames_closed_with_seal=int((open_ & (gap_sealed < SHUT_MM)).sum()),
                    seal_events=len(full), seal_events_sealed=int(sum(full)))
     return out
 
@@ -194,9 +190,9 @@ def evaluate_split(corpus, split, animator, s2d, ablation_s2l, means, max_utts, 
         out["closures"] = {k: int(sum(r[k] for r in closed)) for k in closed[0] if k != "by_phone"}
         by_phone: dict = {}
         for r in closed:
-            for ph, (c, o) in r["by_phone"].items():
-                by_phone[ph] = [by_phone.get(ph, [0, 0])[0] + c, by_phone.get(ph, [0, 0])[1] + o]
-        out["closures"].update(open_above_mm=OPEN_MM, closed_below_mm=CLOSED_MM,
+            for ph, counts in r["by_phone"].items():
+                by_phone[ph] = [a + b for a, b in zip(by_phone.get(ph, (0, 0)), counts)]
+        out["closures"].update(open_above_mm=OPEN_MM, closed_below_mm=SHUT_MM,
                                by_phone=dict(sorted(by_phone.items(), key=lambda kv: -kv[1][0])))
     out["voices"] = len(voices)
     out["voices_in_split"] = len({m["voice_id"] for m in metas})

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from core import audio as audio_io, flame, lip_aperture, lip_seal  # noqa: E402
 from core.pipeline import Animator  # noqa: E402
+from core.lip_aperture import OPEN_MM, SHUT_MM  # noqa: E402
 
 # (group, glob, how many files at most: the longest first) - voices no training data came from
 RECORDING_SETS = (
@@ -75,7 +76,6 @@ NON_SPEECH_MM = 1.0        # the inner-lip gap's 95th percentile over a non-spee
 MAX_SECONDS = 40.0         # long radio recordings are cut to their first 40 s
 BILABIALS = {"p", "b", "m", "pʰ", "m̩", "bʲ", "pʲ", "mʲ"}
 SEALED_MM, CLOSED_MM = 0.5, 1.0
-OPEN_MM, SHUT_MM = 2.0, 0.5     # the teacher's lips open over 2 mm where a network's are shut under 0.5 mm
 # per file, the networks-alone figures kept beside the shipped ones
 ALONE_KEYS = ("gap_speech_median_mm", "gap_speech_p95_mm", "gap_max_mm", "bilabials_sealed",
               "aperture_rest_median_mm", "jaw_loudness_correlation")
