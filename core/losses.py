@@ -67,7 +67,8 @@ def vertex_weights(min_distance: float = 1e-3) -> np.ndarray:
 def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float = 4.0,
                  closed_below: float = 0.5, open_weight: float = 1.0, open_above: float = 6.0,
                  brief_closure_weight: float | None = None, brief_open_above: float = 2.0,
-                 brief_frames: int = 5, seal_weight: float = 0.0, seal_frames: int = 1) -> torch.Tensor:
+                 brief_frames: int = 5, seal_weight: float = 0.0, seal_frames: int = 1,
+                 false_closure_weight: float = 0.0) -> torch.Tensor:
     """Squared error of the signed inner-lip gap (y of landmark 62 minus y of 66; see
     core.lip_aperture), with frames whose target gap is under ``closed_below`` (a closure, in
     the loss unit) weighted ``closure_weight`` times, and frames whose target gap is over
@@ -83,6 +84,12 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     target. A network unsure of a seal's exact frame hedges with a half-open mouth over all of
     them, which the per-frame error barely punishes; this term asks it to commit to a seal
     somewhere near the right time (as a viewer, and `tools/evaluate_real.py`, judge it).
+
+    ``false_closure_weight`` prices the opposite mistake, a closure the target never makes: at
+    each frame where the target gap stays over ``brief_open_above`` for ``seal_frames`` frames on
+    either side, how far the predicted gap falls under ``brief_open_above``. Heavy closure and
+    seal weights teach a network to close wherever it cannot tell a tongue consonant (t, n, s, k)
+    from a p/b/m; this term makes such a closure cost as much as a missed seal.
 
     Not in the paper. The mouth loss averages over 28 points, so a BiLSTM that regresses towards
     the mean (narrow openings, closures approached but not sealed) pays little for it; this term
@@ -104,6 +111,11 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
         nearest = -pool(-gap_p.reshape(-1, 1, gap_p.shape[-1]), 2 * seal_frames + 1, stride=1,
                         padding=seal_frames).reshape(gap_p.shape)
         loss = loss + seal_weight * (brief * torch.relu(nearest - gap_t) ** 2).mean()
+    if false_closure_weight:
+        held = -pool(-gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * seal_frames + 1, stride=1,
+                     padding=seal_frames).reshape(gap_t.shape)
+        held_open = (held > brief_open_above).to(pred.dtype)
+        loss = loss + false_closure_weight * (held_open * torch.relu(brief_open_above - gap_p) ** 2).mean()
     return loss
 
 

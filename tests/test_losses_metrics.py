@@ -164,6 +164,32 @@ def test_lip_gap_loss_weights_closures_inside_speech_apart_from_long_rests():
     assert float(brief) == pytest.approx((8 * 2 + 4 * 10 + 4) / n)
 
 
+def test_lip_gap_false_closure_term_prices_lips_shut_where_the_target_holds_them_open():
+    """The false-closure term is zero where the prediction keeps the lips 2 mm or more apart, or
+    where the target itself closes within a frame; it grows with how far a prediction held open
+    by the target falls under 2 mm."""
+    from core.losses import lip_gap_loss
+    gaps = [4.0, 4.0, 4.0, 4.0, 4.0, 0.0, 4.0]              # open, then a seal at frame 5
+    target = torch.zeros(1, len(gaps), 68, 3)
+    target[0, :, 66, 1] = -torch.tensor(gaps)
+    n = len(gaps)
+    wide = target.clone()                                    # 2.5 mm where the target has 4: not a closure
+    wide[0, 1, 66, 1] = -2.5
+    assert float(lip_gap_loss(wide, target, closure_weight=1.0, false_closure_weight=30.0)) == \
+        pytest.approx(float(lip_gap_loss(wide, target, closure_weight=1.0)))
+    near_seal = target.clone()                               # shut a frame early, beside the target's seal
+    near_seal[0, 4, 66, 1] = 0.0
+    assert float(lip_gap_loss(near_seal, target, closure_weight=1.0, false_closure_weight=30.0)) == \
+        pytest.approx(16 / n)
+    shut = target.clone()                                    # shut at frame 2, held open on both sides
+    shut[0, 2, 66, 1] = -0.5
+    base = float(lip_gap_loss(shut, target, closure_weight=1.0))
+    assert base == pytest.approx(3.5 ** 2 / n)
+    # 1.5 mm under the 2 mm floor, on one of n frames
+    assert float(lip_gap_loss(shut, target, closure_weight=1.0, false_closure_weight=30.0)) == \
+        pytest.approx(base + 30 * 1.5 ** 2 / n)
+
+
 def test_lip_gap_seal_term_prices_a_seal_missed_by_more_than_a_frame():
     """The seal term is zero when the predicted gap reaches the closure within one frame of the
     target's seal, and grows with how far the nearest predicted gap stays open when it does not."""

@@ -70,21 +70,23 @@ def test_s2l_resume_is_deterministic(corpus, tmp_path):
     tuned = ["--epochs", "1", "--init", tmp_path / "w"]
     run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "d", "--export", tmp_path / "w3",
         "--feature-shrink", "0.7", "--feature-tilt", "0.5", "--feature-warp", "0.1", "--non-speech", "0.2",
-        "--gap-open-weight", "4", "--gap-closure-weight", "8")
+        "--gap-open-weight", "4", "--gap-closure-weight", "8", "--gap-false-closure-weight", "30")
     run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "e", "--export", tmp_path / "w4")
     entry3 = json.loads((tmp_path / "w3" / "manifest.json").read_text())["networks"]["s2l_mel"]
     assert entry3["feature_shrink"] == 0.7 and entry3["feature_tilt"] == 0.5 and entry3["feature_warp"] == 0.1
     assert entry3["non_speech"] == 0.2
-    assert entry3["gap_weights"] == {"closure_weight": 8.0, "open_weight": 4.0, "open_above": 6.0}
+    assert entry3["gap_weights"] == {"closure_weight": 8.0, "open_weight": 4.0, "open_above": 6.0,
+                                     "false_closure_weight": 30.0}
     d = torch.load(tmp_path / "d" / "checkpoint.pt", weights_only=False)["model"]
     e = torch.load(tmp_path / "e" / "checkpoint.pt", weights_only=False)["model"]
     assert any(not torch.equal(d[k], e[k]) for k in d)
     # --seal-head adds a seal head to the --init network; with --seal-head-only it alone learns,
     # and the landmarks stay exactly the --init network's
     run("tools/train_s2l.py", *common, *tuned, "--run-dir", tmp_path / "f", "--export", tmp_path / "w5",
-        "--seal-head", "1", "--seal-head-only")
+        "--seal-head", "1", "--seal-head-only", "--seal-positive-weight", "4")
     config5, state5, entry5 = weights.load_network(tmp_path / "w5", "s2l_mel", "s2l")
     assert config5["seal_head"] and entry5["seal_head"] == 1.0 and entry5["seal_head_only"]
+    assert entry5["seal_positive_weight"] == 4.0 and "seal_positive_weight" not in entry3
     for k, v in state.items():
         np.testing.assert_array_equal(state5[k], v, err_msg=k)
     assert np.abs(state5["seal.weight"]).max() > 0 and state5["seal.bias"][0] != -4.0

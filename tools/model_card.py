@@ -204,9 +204,15 @@ def main(argv=None) -> int:
         if e["kind"] == "s2l" and e.get("seal_head"):
             lines.append(f"- `{n}` has a seal head beside its landmark output (not in the paper): every frame it says "
                          "how likely the lips are sealed for a p/b/m, trained with a cross-entropy against the "
-                         f"teacher's seals (weight {e['seal_head']:g}, `core.losses.seal_detection_loss`), and the "
+                         f"teacher's seals (weight {e['seal_head']:g}, seals weighted "
+                         f"{e.get('seal_positive_weight', 10.0):g}x, `core.losses.seal_detection_loss`), and the "
                          "pipeline closes the lips where it is likely (`core/lip_seal.py`). Trained on landmark error "
                          "alone, S2L hedged seals it was unsure of with a half-open mouth on unfamiliar voices.")
+        fc = e.get("gap_weights", {}).get("false_closure_weight") if e["kind"] == "s2l" else None
+        if fc:
+            lines.append(f"- `{n}`'s lip-gap term also prices lips shut where the teacher holds them open (false-closure "
+                         f"weight {fc:g}, `core.losses.lip_gap_loss`): the closure and seal weights had taught it to "
+                         "close at tongue consonants (t, k, n, s) it could not tell from a p/b/m.")
         if e["kind"] == "s2l" and e.get("codec_share"):
             lines.append(f"- `{n}`'s last fine-tune heard {100 * e['codec_share']:.0f} % of the training utterances, "
                          "drawn anew each epoch, through a GSM 06.10 round trip (`--codec-share`, "

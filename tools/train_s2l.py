@@ -162,6 +162,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gap-seal-weight", type=float, default=0.0,
                     help="lip-gap term: weight of the seal term (a p/b/m seal the prediction does not reach within "
                          "one frame of it; core.losses.lip_gap_loss)")
+    ap.add_argument("--gap-false-closure-weight", type=float, default=0.0,
+                    help="lip-gap term: weight of the false-closure term (the predicted gap under 2 mm where the "
+                         "target holds the lips over 2 mm apart for three frames; core.losses.lip_gap_loss)")
     ap.add_argument("--gap-open-weight", type=float, default=1.0,
                     help="lip-gap term: weight of frames whose target gap is over --gap-open-above "
                          "(the open vowels' peaks, which a BiLSTM flattens on unfamiliar voices)")
@@ -260,7 +263,8 @@ def main(argv=None) -> int:
                    "open_above": args.gap_open_above,
                    **({"brief_closure_weight": args.gap_brief_closure_weight}
                       if args.gap_brief_closure_weight is not None else {}),
-                   **({"seal_weight": args.gap_seal_weight} if args.gap_seal_weight else {})}
+                   **({"seal_weight": args.gap_seal_weight} if args.gap_seal_weight else {}),
+                   **({"false_closure_weight": args.gap_false_closure_weight} if args.gap_false_closure_weight else {})}
     lambdas = {"unit": losses.LOSS_UNITS[args.loss_unit], "gap": args.gap_loss, "gap_weights": gap_weights,
                **({"cosine": 0.0} if args.no_cosine else {}),
                **({"seal": args.seal_head, "seal_positive_weight": args.seal_positive_weight} if args.seal_head else {})}
@@ -312,6 +316,7 @@ def main(argv=None) -> int:
                            "feature_tilt": args.feature_tilt, "feature_warp": args.feature_warp,
                            "non_speech": args.non_speech, "codec_share": args.codec_share,
                            "seal_head": args.seal_head,
+                           **({"seal_positive_weight": args.seal_positive_weight} if args.seal_head else {}),
                            "seal_head_only": args.seal_head_only,
                            "initialised_from": args.init or "random",
                            "condition": [] if args.no_condition else list(CODE_NAMES)})
