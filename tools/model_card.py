@@ -251,12 +251,14 @@ def main(argv=None) -> int:
                      "prefer `hama`, which the add-on runs in numpy everywhere.")
         if all(enc[e].get("non_speech") for e in ("hama", "mel")):
             def gaps(e):
-                return " and ".join(f"{r['gap_loud_p95_mm']:.1f}" for r in enc[e]["non_speech"])
+                # the gap is signed: under 0 the lips are pressed together, the mouth stays shut
+                return " and ".join(f"{r['gap_loud_p95_mm']:.1f}" if r["gap_loud_p95_mm"] > 0 else "shut"
+                                    for r in enc[e]["non_speech"])
             def crops(e):
                 share = networks.get(f"s2l_{e}", {}).get("non_speech") or 0.0
                 return f"`{e}` with {share:.0%} of its last run's crops" if share else f"`{e}` without"
-            lines.append(f"- Loud sounds that are not speech (codec2's modem recordings) open the mouth: 95th "
-                         f"percentile {gaps('mel')} mm with `mel`, {gaps('hama')} mm with `hama` (target 1 mm; "
+            lines.append(f"- Loud sounds that are not speech (codec2's modem recordings) may open the mouth: inner-lip "
+                         f"gap 95th percentile {gaps('mel')} (mm) with `mel`, {gaps('hama')} with `hama` (target 1 mm; "
                          "`docs/eval/real_speech.json`). `tools/train_s2l.py --non-speech` trains against it: "
                          f"{crops('mel')}, {crops('hama')}.")
     lines += ["", "## Licence notes", "",
