@@ -100,7 +100,6 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
     gap_t = target[..., 62, 1] - target[..., 66, 1]
     closed = (gap_t < closed_below).to(pred.dtype)
     w = 1.0 + (closure_weight - 1.0) * closed + (open_weight - 1.0) * (gap_t > open_above).to(pred.dtype)
-    pool = torch.nn.functional.max_pool1d
     reweight = brief_closure_weight is not None and brief_closure_weight != closure_weight
     if seal_weight or reweight:
         brief = brief_closures(gap_t, closed_below, brief_open_above, brief_frames)
@@ -108,15 +107,19 @@ def lip_gap_loss(pred: torch.Tensor, target: torch.Tensor, closure_weight: float
         w = w + (brief_closure_weight - closure_weight) * brief
     loss = (w * (gap_p - gap_t) ** 2).mean()
     if seal_weight:
-        nearest = -pool(-gap_p.reshape(-1, 1, gap_p.shape[-1]), 2 * seal_frames + 1, stride=1,
-                        padding=seal_frames).reshape(gap_p.shape)
+        nearest = -_window_max(-gap_p, seal_frames)
         loss = loss + seal_weight * (brief * torch.relu(nearest - gap_t) ** 2).mean()
     if false_closure_weight:
-        held = -pool(-gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * seal_frames + 1, stride=1,
-                     padding=seal_frames).reshape(gap_t.shape)
-        held_open = (held > brief_open_above).to(pred.dtype)
+        held_open = (-_window_max(-gap_t, seal_frames) > brief_open_above).to(pred.dtype)
         loss = loss + false_closure_weight * (held_open * torch.relu(brief_open_above - gap_p) ** 2).mean()
     return loss
+
+
+def _window_max(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, T) the largest value of (B, T) ``x`` within ``frames`` frames on either side (the clip's
+    ends not padded with anything that could win)."""
+    return torch.nn.functional.max_pool1d(x.reshape(-1, 1, x.shape[-1]), 2 * frames + 1, stride=1,
+                                          padding=frames).reshape(x.shape)
 
 
 def brief_closures(gap_t: torch.Tensor, closed_below: float = 0.5, open_above: float = 2.0,
@@ -124,8 +127,7 @@ def brief_closures(gap_t: torch.Tensor, closed_below: float = 0.5, open_above: f
     """(B, T) 1 where the target gap (B, T) is closed (under ``closed_below``) with an opening
     over ``open_above`` within ``frames`` frames on either side: the lip seals inside speech
     (p/b/m), as opposed to the long closures of pauses; 0 elsewhere."""
-    around = torch.nn.functional.max_pool1d(gap_t.reshape(-1, 1, gap_t.shape[-1]), 2 * frames + 1, stride=1,
-                                            padding=frames).reshape(gap_t.shape)
+    around = _window_max(gap_t, frames)
     return ((gap_t < closed_below) & (around > open_above)).to(gap_t.dtype)
 
 

@@ -368,7 +368,7 @@ def main(argv=None) -> int:
     teacher = TeacherReference()
     heard = {f: (x, sp, reference_open(x, sp, args.fps, teacher) if sp else None) for f, (x, sp) in heard.items()}
     for enc in args.encoders.split(","):
-        animator = TeacherReference() if enc == "teacher" else Animator.load(args.weights, encoder=enc)
+        animator = teacher if enc == "teacher" else Animator.load(args.weights, encoder=enc)
         rows, alone, skipped, non_speech = [], [], [], []
         for g, f in items:
             measured = analyse(f, animator, args.fps, heard[f])
